@@ -1,0 +1,200 @@
+//! The command line: flags as runc spells them, one file per subcommand,
+//! each a thin call into the library.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+pub mod log;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// rcrun - a fast, runc-compatible OCI container runtime
+///
+/// rcrun is a command line client for running applications packaged
+/// according to the Open Container Initiative (OCI) format. It takes the
+/// same commands and flags as runc, so container engines can use it in
+/// place of runc.
+///
+/// Containers are configured using bundles. A bundle for a container is a
+/// directory that includes a specification file named "config.json" and a
+/// root filesystem. The root filesystem contains the contents of the
+/// container.
+///
+/// To start a new instance of a container:
+///
+///     # rcrun run [ -b bundle ] <container-id>
+///
+/// Where "<container-id>" is your name for the instance of the container
+/// that you are starting. The name you provide for the container instance
+/// must be unique on your host. Providing the bundle directory using "-b"
+/// is optional. The default value for "bundle" is the current directory.
+#[derive(Debug, Parser)]
+#[command(name = "rcrun", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that go before the subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Root directory for storage of container state (this should be
+    /// located in tmpfs) [default: /run/rcrun, or $XDG_RUNTIME_DIR/rcrun
+    /// for a non-root user]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Set the log file to write rcrun logs to (default is stderr)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Set the log format ('text' (default), or 'json')
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: log::Format,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Enable systemd cgroup support: cgroupsPath is slice:prefix:name
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, value_name = "VALUE", default_value = "auto",
+          value_parser = ["true", "false", "auto"], num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: String,
+}
+
+impl Global {
+    /// The state root: --root, or runc's default for this user.
+    pub fn root(&self) -> PathBuf {
+        if let Some(r) = &self.root {
+            return r.clone();
+        }
+        if !nix::unistd::geteuid().is_root() {
+            if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+                return PathBuf::from(x).join("rcrun");
+            }
+        }
+        PathBuf::from("/run/rcrun")
+    }
+
+    pub fn runtime(&self) -> rcrun::Runtime {
+        rcrun::Runtime::new(self.root())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container
+    Create(create::Create),
+    /// Delete any resources held by the container, often used with detached containers
+    Delete(delete::Delete),
+    /// Show the enabled features
+    Features(features::Features),
+    /// Kill sends the specified signal (default: SIGTERM) to the container's init process
+    Kill(kill::Kill),
+    /// Lists containers started by rcrun with the given root
+    List(list::List),
+    /// Create and run a container
+    Run(run::Run),
+    /// Create a new specification file
+    Spec(spec::Spec),
+    /// Executes the user defined process in a created container
+    Start(start::Start),
+    /// Output the state of a container
+    State(state::State),
+}
+
+impl Command {
+    /// Commands that start container processes re-exec from a sealed copy first.
+    pub fn needs_seal(&self) -> bool {
+        matches!(self, Command::Create(_) | Command::Run(_))
+    }
+
+    pub fn run(self, g: &Global) -> anyhow_lite::Result<i32> {
+        if g.systemd_cgroup && matches!(self, Command::Create(_) | Command::Run(_)) {
+            return Err(
+                rcrun::Error::Unsupported("--systemd-cgroup (the systemd cgroup driver)").into(),
+            );
+        }
+        match self {
+            Command::Create(c) => c.run(g),
+            Command::Delete(c) => c.run(g),
+            Command::Features(c) => c.run(g),
+            Command::Kill(c) => c.run(g),
+            Command::List(c) => c.run(g),
+            Command::Run(c) => c.run(g),
+            Command::Spec(c) => c.run(g),
+            Command::Start(c) => c.run(g),
+            Command::State(c) => c.run(g),
+        }
+    }
+}
+
+/// The CLI's error: a library error or a message of its own.
+pub mod anyhow_lite {
+    /// One line for the user.
+    #[derive(Debug)]
+    pub struct Error(pub String);
+    impl<E: std::fmt::Display> From<E> for Error {
+        fn from(e: E) -> Self {
+            Error(e.to_string())
+        }
+    }
+    /// Result of a subcommand: its exit code.
+    pub type Result<T> = std::result::Result<T, Error>;
+}
+
+/// The `create`/`run` flags they share.
+#[derive(Debug, Args)]
+pub struct CreateFlags {
+    /// Path to the root of the bundle directory, defaults to the current directory
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// Path to an AF_UNIX socket which will receive a file descriptor
+    /// referencing the master end of the console's pseudoterminal
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Specify the file to write the process id to
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot root to jail process inside rootfs. This should be
+    /// used whenever the rootfs is on top of a ramdisk
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container. This will
+    /// cause the container to inherit the calling processes session key
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N additional file descriptors to the container (stdio +
+    /// $LISTEN_FDS + N in total)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// The container id
+    pub id: String,
+}
+
+impl CreateFlags {
+    pub fn options(&self) -> rcrun::CreateOptions {
+        // Like runc, also pass the fds systemd socket activation handed us.
+        let listen = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(0);
+        rcrun::CreateOptions {
+            console_socket: self.console_socket.clone(),
+            pid_file: self.pid_file.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds + listen,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,105 @@
+use std::os::fd::OwnedFd;
+
+use clap::Args;
+
+use super::{anyhow_lite::Result, CreateFlags, Global};
+
+/// The run command creates an instance of a container for a bundle and
+/// starts it. In the foreground (the default) rcrun waits for the
+/// container, forwards the signals it receives to it, exits with its exit
+/// status (128+N when it was killed by signal N) and deletes it unless
+/// --keep is given.
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Do not delete the container after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Disable the use of the subreaper used to reap reparented processes
+    #[arg(long)]
+    pub no_subreaper: bool,
+}
+
+/// Signals rcrun passes on to the container in the foreground.
+fn forwarded() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut s = SigSet::empty();
+    for sig in Signal::iterator() {
+        if !matches!(
+            sig,
+            Signal::SIGCHLD
+                | Signal::SIGKILL
+                | Signal::SIGSTOP
+                | Signal::SIGSEGV
+                | Signal::SIGBUS
+                | Signal::SIGILL
+                | Signal::SIGFPE
+                | Signal::SIGURG
+                | Signal::SIGWINCH
+                | Signal::SIGPIPE
+        ) {
+            s.add(sig);
+        }
+    }
+    s
+}
+
+impl Run {
+    pub fn run(self, g: &Global) -> Result<i32> {
+        let rt = g.runtime();
+        let id = self.flags.id.clone();
+        let mut opts = self.flags.options();
+        let spec = rcrun::spec::Bundle::load(&self.flags.bundle)?;
+        let terminal = spec
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let mut console: Option<OwnedFd> = None;
+        if terminal && !self.detach && opts.console_socket.is_none() {
+            let (a, b) = std::os::unix::net::UnixStream::pair()?;
+            opts.console = Some(a.into());
+            console = Some(b.into());
+        }
+        if !self.detach && !self.no_subreaper {
+            // SAFETY: plain prctl.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        }
+        let sigs = forwarded();
+        if !self.detach {
+            // Blocked here, taken by the forwarding thread; the container's
+            // init resets its mask.
+            sigs.thread_block()?;
+        }
+        let c = rt.create(&id, &self.flags.bundle, opts)?;
+        let started = rt.start(&id).and_then(|_| c.wait_exec());
+        if let Err(e) = started {
+            let _ = rt.delete(&id, true);
+            return Err(e.into());
+        }
+        if self.detach {
+            return Ok(0);
+        }
+        let pid = c.pid();
+        std::thread::spawn(move || loop {
+            if let Ok(s) = sigs.wait() {
+                // SAFETY: plain kill of the container's init.
+                unsafe { libc::kill(pid, s as i32) };
+            }
+        });
+        if let Some(sock) = console {
+            let master = rcrun::console::recv_pty(&sock)?;
+            std::thread::spawn(move || rcrun::console::proxy(master));
+        }
+        let code = c.wait()?;
+        if !self.keep {
+            rt.delete(&id, true)?;
+        }
+        Ok(code)
+    }
+}

@@ -1,0 +1,651 @@
+//! The lifecycle operations: create, start, state, kill, delete, list.
+//!
+//! [`Runtime`] is a cheap handle on a state root; it holds no global
+//! state and may be shared between threads. Operations on one container
+//! are serialised by a lock on its state directory.
+
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::cgroups::{self, CgroupSet, Hierarchy};
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::namespaces;
+use crate::process::child::{msg, Msg};
+use crate::process::plan::{ChildPlan, PlanOptions};
+use crate::process::spawn::{self, raise_fd, Callbacks};
+use crate::process::{sys, InitError, Stage};
+use crate::spec::{Bundle, SpecError};
+use crate::state::{Record, State, Status};
+use crate::store::{Entry, Store, StoreError};
+
+/// Options of [`Runtime::create`] (runc's `create` flags).
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    /// `--console-socket`: where to send the pty master when
+    /// `process.terminal` is true.
+    pub console_socket: Option<PathBuf>,
+    /// A socket already connected to the pty receiver (used by `run` in
+    /// the foreground instead of `console_socket`).
+    pub console: Option<OwnedFd>,
+    /// `--pid-file`: write the init's pid there.
+    pub pid_file: Option<PathBuf>,
+    /// `--no-pivot`: chroot instead of pivot_root (for a ramfs root).
+    pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+    /// `--preserve-fds N`: pass fds 3 to 3+N-1 to the container.
+    pub preserve_fds: i32,
+    /// Start containers from a process that is not sealed
+    /// ([`crate::seal`]). Only for callers that accept that the
+    /// container's init can reach their binary until it execs.
+    pub allow_unsealed: bool,
+}
+
+/// A container created by this process: its init is our child, so we can
+/// wait for its exit status.
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    pid: i32,
+    sync: OwnedFd,
+}
+
+impl Container {
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Host pid of the container's init process.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// After [`Runtime::start`], waits until the init process has exec'd
+    /// the user's program, and reports an exec failure.
+    ///
+    /// # Errors
+    /// [`InitError`] when the program or a startContainer hook failed.
+    pub fn wait_exec(&self) -> Result<()> {
+        let mut m = Msg::default();
+        // SAFETY: m is a valid, writable repr(C) value.
+        let n = loop {
+            let n = unsafe {
+                libc::recv(
+                    self.sync.as_raw_fd(),
+                    (&mut m as *mut Msg).cast(),
+                    std::mem::size_of::<Msg>(),
+                    0,
+                )
+            };
+            if n < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            break n;
+        };
+        if n as usize == std::mem::size_of::<Msg>() && m.kind == msg::FAIL {
+            let stage = Stage::from_u32(m.a as u32).unwrap_or(Stage::Exec);
+            return Err(InitError::Step {
+                stage,
+                what: if stage == Stage::Exec {
+                    "exec".into()
+                } else {
+                    format!("hooks.startContainer[{}]", m.b)
+                },
+                reason: if m.c <= 0 {
+                    format!("exit status {}", -m.c)
+                } else {
+                    std::io::Error::from_raw_os_error(m.c).to_string()
+                },
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Waits for the init process to exit; returns its exit status, or
+    /// 128+N when killed by signal N.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when waitpid fails.
+    pub fn wait(&self) -> Result<i32> {
+        let st = sys::waitpid(self.pid).map_err(|e| {
+            Error::io(
+                format!("waiting for {}", self.pid),
+                std::io::Error::from_raw_os_error(e),
+            )
+        })?;
+        Ok(exit_code(st))
+    }
+}
+
+/// A wait status as a shell exit code.
+pub(crate) fn exit_code(st: i32) -> i32 {
+    if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        libc::WEXITSTATUS(st)
+    }
+}
+
+/// A runc-compatible runtime rooted at a state directory.
+///
+/// ```no_run
+/// use rcrun::{CreateOptions, Runtime};
+/// # fn main() -> rcrun::Result<()> {
+/// rcrun::seal::ensure_sealed().expect("seal");
+/// let rt = Runtime::new("/run/rcrun");
+/// let c = rt.create("web", "/srv/bundles/web".as_ref(), CreateOptions::default())?;
+/// rt.start("web")?;
+/// let status = c.wait()?;
+/// rt.delete("web", false)?;
+/// println!("exited with {status}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    store: Store,
+}
+
+fn proc_start_time(pid: i32) -> Option<(u64, char)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after
+    // its closing parenthesis.
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?.chars().next()?;
+    // Field 22 overall; field 3 is `state`, so 19 more after it.
+    let start = f.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
+
+fn alive(rec: &Record) -> bool {
+    rec.state.pid > 0
+        && matches!(proc_start_time(rec.state.pid), Some((t, s)) if t == rec.init_start_time && s != 'Z' && s != 'X')
+}
+
+fn owner_of(path: &Path) -> String {
+    let uid = fs::metadata(path).map(|m| m.uid()).unwrap_or(0);
+    nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+impl Runtime {
+    /// A runtime whose containers live under `root` (runc: `--root`).
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime {
+            store: Store::new(root),
+        }
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        self.store.root()
+    }
+
+    fn status_of(&self, id: &str, rec: &Record) -> Status {
+        match rec.state.status {
+            Status::Stopped => Status::Stopped,
+            _ if !alive(rec) => Status::Stopped,
+            Status::Creating => Status::Creating,
+            _ if self.store.root().join(id).join("exec.fifo").exists() => Status::Created,
+            _ => Status::Running,
+        }
+    }
+
+    fn current(&self, id: &str, mut rec: Record) -> State {
+        rec.state.status = self.status_of(id, &rec);
+        if rec.state.status == Status::Stopped {
+            rec.state.pid = 0;
+        }
+        rec.state
+    }
+
+    fn peek(&self, id: &str) -> Result<Record> {
+        crate::store::validate_id(id)?;
+        let p = self.store.root().join(id).join("state.json");
+        let data = fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::from(StoreError::NotFound(id.into()))
+            } else {
+                Error::io(p.display().to_string(), e)
+            }
+        })?;
+        serde_json::from_slice(&data).map_err(|e| {
+            StoreError::Corrupt {
+                path: p,
+                msg: e.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// Creates container `id` from the bundle at `bundle`: namespaces,
+    /// cgroup, mounts, devices, user and capabilities are in place and the
+    /// init process waits for [`Runtime::start`]. On failure nothing is
+    /// left behind: no process, state directory or cgroup.
+    ///
+    /// # Errors
+    /// [`Error`] naming the id, file or config field at fault.
+    pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
+        crate::store::validate_id(id)?;
+        if !opts.allow_unsealed && !crate::seal::is_sealed() {
+            return Err(Error::Unsupported(
+                "creating a container from an unsealed process (call rcrun::seal::ensure_sealed() first)",
+            ));
+        }
+        let b = Bundle::load(bundle)?;
+        let proc = b.spec.process().as_ref().expect("validated");
+        let terminal = proc.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && opts.console.is_none() {
+            return Err(SpecError::Invalid {
+                field: "process.terminal".into(),
+                reason: "a terminal needs --console-socket when the container is detached".into(),
+            }
+            .into());
+        }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(SpecError::Invalid {
+                field: "process.terminal".into(),
+                reason: "--console-socket was given but process.terminal is false".into(),
+            }
+            .into());
+        }
+        let entry = self.store.create(id)?;
+        let mut cg = CgroupSet::default();
+        match self.create_in(&entry, &b, &opts, &mut cg) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let _ = cg.remove();
+                let _ = entry.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn create_in(
+        &self,
+        entry: &Entry,
+        b: &Bundle,
+        opts: &CreateOptions,
+        cg: &mut CgroupSet,
+    ) -> Result<Container> {
+        let id = entry.id();
+        let linux = b.spec.linux().as_ref().expect("validated");
+        let hier = Hierarchy::detect()?;
+        let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
+        *cg = CgroupSet::create(&hier, &inner)?;
+        let mut plan = ChildPlan::build(
+            b,
+            id,
+            PlanOptions {
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                preserve_fds: opts.preserve_fds,
+            },
+            (&hier, cg),
+        )?;
+        let min_fd = 3 + opts.preserve_fds;
+
+        let fifo = entry.fifo_path();
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::io(fifo.display().to_string(), e))?;
+        let ff = fs::File::options()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(&fifo)
+            .map_err(|e| Error::io(fifo.display().to_string(), e))?;
+        let fifo_fd = raise_fd(OwnedFd::from(ff), min_fd)?;
+        plan.fifo_fd = fifo_fd.as_raw_fd();
+        let console = match (&opts.console, &opts.console_socket) {
+            (Some(fd), _) => Some(raise_fd(
+                fd.try_clone().map_err(|e| Error::io("console", e))?,
+                min_fd,
+            )?),
+            (None, Some(p)) => Some(raise_fd(crate::console::connect(p)?, min_fd)?),
+            _ => None,
+        };
+        plan.console_fd = console.as_ref().map_or(-1, |c| c.as_raw_fd());
+
+        let mut state = State {
+            oci_version: b.spec.version().clone(),
+            id: id.to_string(),
+            pid: 0,
+            status: Status::Creating,
+            bundle: b.path.clone(),
+            rootfs: b.rootfs.clone(),
+            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            owner: owner_of(entry.dir()),
+            annotations: b.spec.annotations().clone().unwrap_or_default(),
+        };
+        let mut rec = Record {
+            state: state.clone(),
+            init_start_time: 0,
+            cgroup: cg.clone(),
+            hooks: b.spec.hooks().clone(),
+        };
+        entry.write(&rec)?;
+
+        let new_user = plan.ns.new_user;
+        let id_maps = new_user.then(|| {
+            (
+                namespaces::id_map(linux.uid_mappings().as_deref().unwrap_or_default()),
+                namespaces::id_map(linux.gid_mappings().as_deref().unwrap_or_default()),
+            )
+        });
+        let state_json = |pid: i32| {
+            let mut s = state.clone();
+            s.pid = pid;
+            serde_json::to_vec(&s.to_oci()).expect("state serializes")
+        };
+        let hooks = b.spec.hooks().as_ref();
+        let runtime_hooks = |pid: i32| -> Result<()> {
+            let st = state_json(pid);
+            #[allow(deprecated)]
+            hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &st)?;
+            hooks::run_all(
+                "createRuntime",
+                hooks.and_then(|h| h.create_runtime().as_ref()),
+                &st,
+            )?;
+            Ok(())
+        };
+        let spawned = spawn::spawn(
+            &mut plan,
+            &Callbacks {
+                cgroups: cg,
+                id_maps,
+                state: &state_json,
+                runtime_hooks: &runtime_hooks,
+            },
+        )?;
+        drop(fifo_fd);
+        drop(console);
+        let pid = spawned.pid;
+        let kill = || {
+            // SAFETY: killing and reaping our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = sys::waitpid(pid);
+        };
+        state.status = Status::Created;
+        state.pid = pid;
+        rec.state = state.clone();
+        rec.init_start_time = proc_start_time(pid).map(|(t, _)| t).unwrap_or(0);
+        if let Err(e) = entry.write(&rec) {
+            kill();
+            return Err(e.into());
+        }
+        if let Some(pf) = &opts.pid_file {
+            if let Err(e) = write_pid_file(pf, pid) {
+                kill();
+                return Err(e);
+            }
+        }
+        Ok(Container {
+            id: id.to_string(),
+            pid,
+            sync: spawned.sync,
+        })
+    }
+
+    /// Starts the user process of a created container, then runs the
+    /// poststart hooks (a failing poststart hook is logged as a warning,
+    /// as the spec requires).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] unless the container is `created`.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let entry = self.store.open(id)?;
+        let rec = entry.read()?;
+        let status = self.status_of(id, &rec);
+        if status != Status::Created {
+            return Err(Error::InvalidStatus {
+                id: id.into(),
+                status,
+                op: "start",
+                hint: "",
+            });
+        }
+        let fifo = entry.fifo_path();
+        let f = fs::File::options()
+            .write(true)
+            .custom_flags_nonblock()
+            .open(&fifo)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENXIO) {
+                    Error::io(
+                        format!("container {id}: the init process is not waiting"),
+                        e,
+                    )
+                } else {
+                    Error::io(fifo.display().to_string(), e)
+                }
+            })?;
+        use std::io::Write;
+        (&f).write_all(b"0")
+            .map_err(|e| Error::io(fifo.display().to_string(), e))?;
+        drop(f);
+        let _ = fs::remove_file(&fifo);
+        let mut st = rec.state.clone();
+        st.status = Status::Running;
+        let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
+        for h in rec
+            .hooks
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = hooks::run("poststart", h, &json) {
+                log::warn!("{e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's state, as `runc state` prints it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn state(&self, id: &str) -> Result<State> {
+        let rec = self.peek(id)?;
+        Ok(self.current(id, rec))
+    }
+
+    /// The state of every container, sorted by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the root cannot be read.
+    pub fn list(&self) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        for id in self.store.ids()? {
+            // A container deleted meanwhile is skipped.
+            if let Ok(rec) = self.peek(&id) {
+                out.push(self.current(&id, rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `signal` to the container's init, or with `all` to every
+    /// process in its cgroup.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a stopped container.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let entry = self.store.open(id)?;
+        let rec = entry.read()?;
+        let status = self.status_of(id, &rec);
+        if status == Status::Stopped || status == Status::Creating {
+            return Err(Error::InvalidStatus {
+                id: id.into(),
+                status,
+                op: "kill",
+                hint: "",
+            });
+        }
+        if all {
+            signal_all(&rec, signal)
+        } else {
+            signal_init(&rec, signal)
+        }
+    }
+
+    /// Deletes a container: runs poststop hooks and removes its cgroup and
+    /// state. A created container is killed first; a running one only
+    /// with `force` (SIGKILL to every process of its cgroup).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a running container without `force`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let entry = self.store.open(id)?;
+        let rec = entry.read()?;
+        let status = self.status_of(id, &rec);
+        match status {
+            Status::Stopped => {}
+            Status::Created | Status::Creating => kill_and_wait(&rec)?,
+            Status::Running | Status::Paused if force => kill_and_wait(&rec)?,
+            _ => {
+                return Err(Error::InvalidStatus {
+                    id: id.into(),
+                    status,
+                    op: "delete",
+                    hint: " (stop it first or use --force)",
+                })
+            }
+        }
+        let mut st = rec.state.clone();
+        st.status = Status::Stopped;
+        // Best effort: kill stragglers that outlived the init (no pid namespace).
+        let _ = signal_all(&rec, libc::SIGKILL);
+        rec.cgroup.remove()?;
+        if status != Status::Creating {
+            let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
+            for h in rec
+                .hooks
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref())
+                .into_iter()
+                .flatten()
+            {
+                if let Err(e) = hooks::run("poststop", h, &json) {
+                    log::warn!("{e}");
+                }
+            }
+        }
+        entry.remove()?;
+        Ok(())
+    }
+}
+
+fn signal_init(rec: &Record, signal: i32) -> Result<()> {
+    let pid = rec.state.pid;
+    // pidfd: the signal reaches this process even if the pid is recycled
+    // between the liveness check and the kill.
+    let pidfd = sys::pidfd_open(pid)
+        .map_err(|e| Error::io(format!("pid {pid}"), std::io::Error::from_raw_os_error(e)))?;
+    // SAFETY: pidfd_open returned a new fd that we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    if !alive(rec) {
+        return Err(Error::InvalidStatus {
+            id: rec.state.id.clone(),
+            status: Status::Stopped,
+            op: "kill",
+            hint: "",
+        });
+    }
+    // SAFETY: valid pidfd; NULL siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Error::io(
+            format!("kill {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+fn signal_all(rec: &Record, signal: i32) -> Result<()> {
+    let mut pids = rec.cgroup.pids()?;
+    if pids.is_empty() && alive(rec) {
+        pids.push(rec.state.pid);
+    }
+    for p in pids {
+        // SAFETY: plain kill; processes in the container's cgroup.
+        unsafe { libc::kill(p, signal) };
+    }
+    Ok(())
+}
+
+/// SIGKILLs the container and waits (on a pidfd: no polling) for the init to exit.
+fn kill_and_wait(rec: &Record) -> Result<()> {
+    if !alive(rec) {
+        return Ok(());
+    }
+    let pid = rec.state.pid;
+    let pidfd = sys::pidfd_open(pid).ok().map(|fd| {
+        // SAFETY: pidfd_open returned a new fd that we own.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    signal_all(rec, libc::SIGKILL)?;
+    if let Some(fd) = pidfd {
+        if !sys::poll_in(fd.as_raw_fd(), 10_000).unwrap_or(true) {
+            return Err(Error::io(
+                format!(
+                    "container {}: init {pid} did not die after SIGKILL",
+                    rec.state.id
+                ),
+                std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the pid to `path` as runc does: to a hidden temporary file in
+/// the same directory, then renamed into place.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path)
+        .map_err(|e| Error::io(format!("--pid-file {}", path.display()), e))?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}"));
+    fs::write(&tmp, pid.to_string())
+        .map_err(|e| Error::io(format!("--pid-file {}", tmp.display()), e))?;
+    fs::rename(&tmp, &path).map_err(|e| Error::io(format!("--pid-file {}", path.display()), e))
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+    }
+}
+
+// A node agent shares one Runtime between threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Runtime>();
+};

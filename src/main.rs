@@ -1,0 +1,41 @@
+//! The rcrun command line: parses runc's flags and calls the library.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    let g = &args.global;
+    let logger = match cli::log::Logger::install(g.log.as_deref(), g.log_format, g.debug) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "rcrun: --log {}: {e}",
+                g.log.as_deref().unwrap_or("".as_ref()).display()
+            );
+            std::process::exit(1);
+        }
+    };
+    if args.command.needs_seal() {
+        // Re-exec from a sealed memfd (CVE-2019-5736); returns once sealed.
+        if let Err(e) = rcrun::seal::ensure_sealed() {
+            fail(
+                logger,
+                &format!("cannot re-execute from a sealed copy: {e}"),
+            );
+        }
+    }
+    match args.command.run(&args.global) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(logger, &e.0),
+    }
+}
+
+fn fail(logger: &cli::log::Logger, msg: &str) -> ! {
+    logger.line(log::Level::Error, msg);
+    if logger.to_file() {
+        eprintln!("rcrun: {msg}");
+    }
+    std::process::exit(1)
+}

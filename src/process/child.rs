@@ -1,0 +1,556 @@
+//! The container's init process, from clone to exec.
+//!
+//! Everything in this file runs in the child of `clone(2)` and must stay
+//! async-signal-safe: it may only make system calls on the data of the
+//! [`ChildPlan`], which the runtime prepared before the clone. No
+//! allocation, no `std::fs`, no formatting, no locks, no glibc wrappers
+//! that keep per-thread state (setuid and friends are raw syscalls here,
+//! because glibc's versions try to signal threads that only existed in
+//! the parent).
+
+use std::os::fd::RawFd;
+use std::ptr::null;
+
+use super::plan::{CapPlan, ChildPlan};
+use super::sys::{self, check, close, Errno};
+use super::{At, Fail, Stage};
+use crate::hooks::HookFailure;
+use crate::rootfs::setup::{self, Create};
+
+/// Message kinds from the init process to the runtime.
+pub(crate) mod msg {
+    /// Namespaces are in place: write id maps, then send GO.
+    pub const NS_READY: u32 = 1;
+    /// The init process forked into the pid/time namespace: `a` is its pid.
+    pub const PID: u32 = 2;
+    /// Mounts are done: run prestart/createRuntime hooks, then send GO.
+    pub const HOOKS: u32 = 3;
+    /// Set-up is complete: the init waits for `start`.
+    pub const READY: u32 = 4;
+    /// Set-up failed: `a` = stage, `b` = index, `c` = errno.
+    pub const FAIL: u32 = 5;
+    /// Runtime to init: go on (payload: the state JSON for hooks).
+    pub const GO: u32 = 6;
+}
+
+/// A fixed-size message from the init process.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Msg {
+    pub kind: u32,
+    pub a: i32,
+    pub b: u32,
+    pub c: i32,
+}
+
+fn send(fd: RawFd, m: Msg) -> Result<(), Errno> {
+    // SAFETY: m is a plain repr(C) value, valid for its size.
+    let r = unsafe {
+        libc::send(
+            fd,
+            (&m as *const Msg).cast(),
+            std::mem::size_of::<Msg>(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if r < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits for GO; keeps its payload (the state JSON) in the plan's buffer.
+fn wait_go(p: &mut ChildPlan) -> Result<(), Fail> {
+    loop {
+        // SAFETY: msg_buf is a valid, writable buffer of its length.
+        let n = unsafe { libc::recv(p.sync_fd, p.msg_buf.as_mut_ptr().cast(), p.msg_buf.len(), 0) };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        if n < 4 {
+            // The runtime went away: stop quietly.
+            // SAFETY: _exit is always safe.
+            unsafe { libc::_exit(1) };
+        }
+        let kind = u32::from_ne_bytes([p.msg_buf[0], p.msg_buf[1], p.msg_buf[2], p.msg_buf[3]]);
+        if kind != msg::GO {
+            return Err(libc::EPROTO).at(Stage::Sync, 0);
+        }
+        if n > 4 {
+            p.state_len = n as usize - 4;
+        }
+        return Ok(());
+    }
+}
+
+fn state(p: &ChildPlan) -> &[u8] {
+    &p.msg_buf[4..4 + p.state_len]
+}
+
+/// The entry point of the cloned child. Never returns.
+pub(crate) fn run(p: &mut ChildPlan) -> ! {
+    let code = match init(p) {
+        Ok(()) => 0,
+        Err(f) => {
+            let _ = send(
+                p.sync_fd,
+                Msg {
+                    kind: msg::FAIL,
+                    a: f.stage as i32,
+                    b: f.index,
+                    c: f.errno,
+                },
+            );
+            1
+        }
+    };
+    // SAFETY: leaving the child without running any destructor or atexit.
+    unsafe { libc::_exit(code) }
+}
+
+/// Signal dispositions and the mask are inherited through clone and
+/// exec; the user process must start with the defaults, whatever the
+/// caller had. SIGPIPE stays ignored until exec so that a hook that does
+/// not read its stdin cannot kill the init.
+fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let h = if sig == libc::SIGPIPE {
+            libc::SIG_IGN
+        } else {
+            libc::SIG_DFL
+        };
+        // SAFETY: installing SIG_DFL/SIG_IGN; invalid signals just fail.
+        unsafe { libc::signal(sig, h) };
+    }
+    // SAFETY: an empty set and a valid pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+fn init(p: &mut ChildPlan) -> Result<(), Fail> {
+    reset_signals();
+    enter_namespaces(p)?;
+    send(
+        p.sync_fd,
+        Msg {
+            kind: msg::NS_READY,
+            ..Msg::default()
+        },
+    )
+    .at(Stage::Sync, 0)?;
+    wait_go(p)?;
+    if p.ns.fork {
+        // CLONE_PARENT: the grandchild becomes the runtime's child, so the
+        // runtime can wait for it as for the fast path's init.
+        let pid = sys::fork(libc::CLONE_PARENT).at(Stage::Fork, 0)?;
+        if pid > 0 {
+            send(
+                p.sync_fd,
+                Msg {
+                    kind: msg::PID,
+                    a: pid,
+                    ..Msg::default()
+                },
+            )
+            .at(Stage::Sync, 0)?;
+            // SAFETY: the intermediate process is done.
+            unsafe { libc::_exit(0) };
+        }
+        wait_go(p)?;
+    }
+    if p.process.terminal {
+        // SAFETY: plain syscall.
+        check(unsafe { libc::setsid() }).at(Stage::Console, 0)?;
+    }
+
+    let root = setup::prepare(&p.rootfs)?;
+    setup::mount_all(&p.rootfs, root)?;
+    setup::setup_dev(&p.rootfs, root)?;
+    if let Some(v) = &p.oom_score_adj {
+        sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).at(Stage::OomScoreAdj, 0)?;
+    }
+    if p.runtime_hooks {
+        send(
+            p.sync_fd,
+            Msg {
+                kind: msg::HOOKS,
+                ..Msg::default()
+            },
+        )
+        .at(Stage::Sync, 0)?;
+        wait_go(p)?;
+    }
+    for (i, h) in p.create_container.iter().enumerate() {
+        h.run(state(p))
+            .map_err(|e| hook_fail(Stage::CreateContainerHook, i, e))?;
+    }
+    let cwd = setup::resolve(root, &p.process.cwd, Create::Dir).at(Stage::Cwd, 0)?;
+    close(cwd);
+    setup::enter(&p.rootfs, root)?;
+    close(root);
+
+    if let Some(h) = &p.hostname {
+        // SAFETY: valid buffer and length.
+        check(unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) })
+            .at(Stage::Hostname, 0)?;
+    }
+    if let Some(d) = &p.domainname {
+        // SAFETY: valid buffer and length.
+        check(unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) })
+            .at(Stage::Domainname, 0)?;
+    }
+    for (i, (path, value)) in p.sysctls.iter().enumerate() {
+        sys::write_file(path, value.as_bytes()).at(Stage::Sysctl, i as u32)?;
+    }
+    setup::finish(&p.rootfs)?;
+    if let Some(name) = &p.keyring {
+        // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NUL-terminated name.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                1, /* KEYCTL_JOIN_SESSION_KEYRING */
+                name.as_ptr(),
+            )
+        };
+        // Kernels without keyrings, or out of key quota: runc goes on too.
+        if r < 0 && !matches!(sys::errno(), libc::ENOSYS | libc::EDQUOT) {
+            return Err(sys::errno()).at(Stage::Keyring, 0);
+        }
+    }
+    if p.console_fd >= 0 {
+        console(p).at(Stage::Console, 1)?;
+    }
+    for (i, (res, lim)) in p.process.rlimits.iter().enumerate() {
+        // SAFETY: lim is a valid rlimit64.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                *res,
+                lim as *const libc::rlimit64,
+                null::<libc::rlimit64>(),
+            )
+        };
+        if r < 0 {
+            return Err(sys::errno()).at(Stage::Rlimit, i as u32);
+        }
+    }
+    if let Some(u) = p.process.umask {
+        // SAFETY: cannot fail.
+        unsafe { libc::umask(u) };
+    }
+    set_user(p)?;
+    if p.process.no_new_privs {
+        // SAFETY: plain prctl.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+            .at(Stage::NoNewPrivs, 0)?;
+    }
+    // SAFETY: cwd.full is NUL-terminated.
+    check(unsafe { libc::chdir(p.process.cwd.full.as_ptr()) }).at(Stage::Cwd, 1)?;
+    let exe = find_executable(p).at(Stage::Executable, 0)?;
+
+    send(
+        p.sync_fd,
+        Msg {
+            kind: msg::READY,
+            ..Msg::default()
+        },
+    )
+    .at(Stage::Sync, 0)?;
+    if p.fifo_fd >= 0 {
+        wait_for_start(p.fifo_fd);
+    }
+    for (i, h) in p.start_container.iter().enumerate() {
+        h.run(state(p))
+            .map_err(|e| hook_fail(Stage::StartContainerHook, i, e))?;
+    }
+    // Every fd but stdio and the preserved ones closes at exec
+    // (CVE-2024-21626: no host fd may reach the container).
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + p.process.preserve_fds,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr());
+    }
+    Err(sys::errno()).at(Stage::Exec, 0)
+}
+
+fn hook_fail(stage: Stage, i: usize, e: HookFailure) -> Fail {
+    Fail {
+        stage,
+        index: i as u32,
+        errno: match e {
+            HookFailure::Errno(e) => e,
+            // Exit statuses are reported negated to tell them from errnos.
+            HookFailure::Status(s) => -s,
+            HookFailure::Timeout => i32::MIN,
+        },
+    }
+}
+
+fn enter_namespaces(p: &ChildPlan) -> Result<(), Fail> {
+    for (i, (fd, typ)) in p.join_fds.iter().enumerate() {
+        // SAFETY: fd is a namespace fd opened by the runtime.
+        check(unsafe { libc::setns(*fd, *typ) }).at(Stage::Setns, i as u32)?;
+    }
+    if p.ns.unshare_flags != 0 {
+        // SAFETY: plain syscall.
+        check(unsafe { libc::unshare(p.ns.unshare_flags) }).at(Stage::Unshare, 0)?;
+    }
+    if let Some(off) = &p.time_offsets {
+        sys::write_file(c"/proc/self/timens_offsets", off.as_bytes()).at(Stage::TimeOffsets, 0)?;
+    }
+    Ok(())
+}
+
+/// Blocks until `start` writes to the exec fifo. The fifo was opened
+/// read-only and non-blocking before any writer existed, so poll(2)
+/// sleeps until the first writer writes: no polling loop, no timer.
+fn wait_for_start(fd: RawFd) {
+    let mut b = [0u8; 1];
+    loop {
+        if sys::poll_in(fd, -1).is_err() {
+            // SAFETY: leaving the child.
+            unsafe { libc::_exit(1) };
+        }
+        // SAFETY: b is a valid 1-byte buffer.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        if n == 1 {
+            return;
+        }
+        if n == 0 || (n < 0 && sys::errno() != libc::EAGAIN && sys::errno() != libc::EINTR) {
+            // A writer came and went without starting us: give up.
+            // SAFETY: leaving the child.
+            unsafe { libc::_exit(1) };
+        }
+    }
+}
+
+/// Opens a pty pair in the container's devpts, sends the master to the
+/// console socket (runc's protocol: SCM_RIGHTS, the pty name as payload)
+/// and makes the peer the controlling terminal and stdio.
+fn console(p: &ChildPlan) -> Result<(), Errno> {
+    // SAFETY: constant path.
+    let master = check(unsafe {
+        libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
+    let r = (|| {
+        let unlock: libc::c_int = 0;
+        let mut n: libc::c_uint = 0;
+        // SAFETY: ioctls on our master fd with valid argument pointers.
+        unsafe {
+            check(libc::ioctl(master, libc::TIOCSPTLCK, &unlock))?;
+            check(libc::ioctl(master, libc::TIOCGPTN, &mut n))?;
+        }
+        // SAFETY: TIOCGPTPEER opens the peer without a path lookup.
+        let slave = check(unsafe {
+            libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY)
+        })?;
+        if let Some(ws) = &p.process.console_size {
+            // SAFETY: ws is a valid winsize.
+            unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, ws as *const libc::winsize) };
+        }
+        let mut name = [0u8; 32];
+        let len = pts_name(&mut name, n);
+        send_fd(p.console_fd, &name[..len], master)?;
+        // SAFETY: fchown/ioctl/dup2 on our own fds.
+        unsafe {
+            libc::fchown(slave, p.process.uid, p.process.gid);
+            check(libc::ioctl(slave, libc::TIOCSCTTY, 0))?;
+            for fd in 0..3 {
+                check(libc::dup2(slave, fd))?;
+            }
+        }
+        if slave > 2 {
+            close(slave);
+        }
+        Ok(())
+    })();
+    close(master);
+    close(p.console_fd);
+    r
+}
+
+fn pts_name(buf: &mut [u8; 32], n: u32) -> usize {
+    const P: &[u8] = b"/dev/pts/";
+    buf[..P.len()].copy_from_slice(P);
+    let mut d = [0u8; 10];
+    let (mut i, mut n) = (d.len(), n);
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = P.len() + d.len() - i;
+    buf[P.len()..len].copy_from_slice(&d[i..]);
+    len
+}
+
+/// sendmsg(2) with one fd in an SCM_RIGHTS control message.
+pub(crate) fn send_fd(sock: RawFd, payload: &[u8], fd: RawFd) -> Result<(), Errno> {
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cbuf = Cmsg([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut _,
+        iov_len: payload.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; every pointer set below points
+    // into live stack buffers large enough for one fd (CMSG_SPACE(4) <= 64).
+    unsafe {
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf.0.as_mut_ptr().cast();
+        m.msg_controllen = libc::CMSG_SPACE(4) as usize;
+        let c = libc::CMSG_FIRSTHDR(&m);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        if libc::sendmsg(sock, &m, libc::MSG_NOSIGNAL) < 0 {
+            return Err(sys::errno());
+        }
+    }
+    Ok(())
+}
+
+fn set_user(p: &ChildPlan) -> Result<(), Fail> {
+    let pr = &p.process;
+    if let Some(c) = &pr.caps {
+        for cap in 0..=pr.last_cap.min(63) {
+            if c.bounding & (1 << cap) == 0 {
+                // SAFETY: plain prctl; EINVAL means the kernel lacks the cap.
+                let r =
+                    unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+                if r < 0 && sys::errno() != libc::EINVAL {
+                    return Err(sys::errno()).at(Stage::Bounding, cap);
+                }
+            }
+        }
+        // SAFETY: plain prctl: keep the permitted set across setuid.
+        check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).at(Stage::Setuid, 0)?;
+    }
+    // Raw syscalls: glibc's wrappers would try to synchronise threads that
+    // exist only in the parent.
+    // SAFETY: valid pointer and length; plain syscalls with integers.
+    unsafe {
+        if pr.set_groups {
+            let r = libc::syscall(libc::SYS_setgroups, pr.groups.len(), pr.groups.as_ptr());
+            if r < 0 {
+                return Err(sys::errno()).at(Stage::Groups, 0);
+            }
+        }
+        if libc::syscall(libc::SYS_setresgid, pr.gid, pr.gid, pr.gid) < 0 {
+            return Err(sys::errno()).at(Stage::Setgid, pr.gid);
+        }
+        if libc::syscall(libc::SYS_setresuid, pr.uid, pr.uid, pr.uid) < 0 {
+            return Err(sys::errno()).at(Stage::Setuid, pr.uid);
+        }
+    }
+    if let Some(c) = &pr.caps {
+        capset(c).at(Stage::Capabilities, 0)?;
+        for cap in 0..=pr.last_cap.min(63) {
+            if c.ambient & (1 << cap) != 0 {
+                // SAFETY: plain prctl.
+                let r = unsafe {
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        cap as libc::c_ulong,
+                        0,
+                        0,
+                    )
+                };
+                if r < 0 {
+                    return Err(sys::errno()).at(Stage::Ambient, cap);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn capset(c: &CapPlan) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let part = |shift: u32| Data {
+        effective: (c.effective >> shift) as u32,
+        permitted: (c.permitted >> shift) as u32,
+        inheritable: (c.inheritable >> shift) as u32,
+    };
+    let data = [part(0), part(32)];
+    // SAFETY: header and a 2-element data array, as capset(2) v3 expects.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    if r < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// The first candidate that is an executable regular file.
+fn find_executable(p: &ChildPlan) -> Result<*const libc::c_char, Errno> {
+    let mut last = libc::ENOENT;
+    for c in &p.process.candidates {
+        // SAFETY: all-zero stat is a valid out-buffer; c is NUL-terminated.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+            continue;
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            last = libc::EACCES;
+            continue;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(c.as_ptr());
+        }
+        last = libc::EACCES;
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pts_names() {
+        let mut b = [0u8; 32];
+        let n = super::pts_name(&mut b, 0);
+        assert_eq!(&b[..n], b"/dev/pts/0");
+        let n = super::pts_name(&mut b, 4711);
+        assert_eq!(&b[..n], b"/dev/pts/4711");
+    }
+}

@@ -1,0 +1,175 @@
+//! Starting the container's init process: from a prepared plan to a
+//! process that waits, inside every namespace and the new root, for
+//! `start`.
+//!
+//! # Spawn design
+//!
+//! rcrun clones the init process directly from the calling process with
+//! every piece of data it needs prepared beforehand ([`plan`]): C strings,
+//! argument and environment arrays, resolved mount and device lists,
+//! capability masks. Between `clone(2)` and `execve(2)` the child
+//! ([`child`]) makes only system calls on that data: no allocation, no
+//! locks, no logging, so it is safe even when the caller is a
+//! multithreaded program (a tokio node agent) whose other threads held the
+//! allocator's lock at the moment of the clone. We chose this over a
+//! re-exec of a helper binary (runc's `runc init`) because it costs no
+//! second exec and no re-parsing of the config, and over a zygote because
+//! it needs no long-lived process; the price is that the child's code is
+//! restricted, which this module keeps small and audited.
+//!
+//! The runtime binary itself is never visible to the container as
+//! `/proc/<pid>/exe`: the CLI re-executes itself from a sealed memfd
+//! before it creates a container ([`crate::seal`]), so the init process,
+//! which waits in the container until `start`, is a copy of a sealed,
+//! unwritable in-memory file, not the host's binary (CVE-2019-5736).
+//!
+//! The child reports progress and failures to the runtime over a
+//! `SOCK_SEQPACKET` socket pair as fixed-size messages; a failure names
+//! the stage and the index of the entry (mount, device, rlimit) at fault,
+//! and the runtime turns it into an [`InitError`].
+
+pub(crate) mod child;
+pub(crate) mod plan;
+pub(crate) mod spawn;
+pub(crate) mod sys;
+
+use std::fmt;
+
+/// A step of the init process's set-up, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum Stage {
+    Sync = 1,
+    Setns,
+    Unshare,
+    Fork,
+    TimeOffsets,
+    RootPropagation,
+    RootBind,
+    MountTarget,
+    Mount,
+    Remount,
+    Device,
+    DevSymlink,
+    CreateContainerHook,
+    PivotRoot,
+    Chroot,
+    ReadonlyPath,
+    MaskedPath,
+    ReadonlyRoot,
+    Hostname,
+    Domainname,
+    Sysctl,
+    OomScoreAdj,
+    Keyring,
+    Rlimit,
+    Console,
+    Cwd,
+    Bounding,
+    Groups,
+    Setgid,
+    Setuid,
+    Capabilities,
+    Ambient,
+    NoNewPrivs,
+    Executable,
+    StartContainerHook,
+    Exec,
+}
+
+impl Stage {
+    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        const ALL: [Stage; 36] = [
+            Sync,
+            Setns,
+            Unshare,
+            Fork,
+            TimeOffsets,
+            RootPropagation,
+            RootBind,
+            MountTarget,
+            Mount,
+            Remount,
+            Device,
+            DevSymlink,
+            CreateContainerHook,
+            PivotRoot,
+            Chroot,
+            ReadonlyPath,
+            MaskedPath,
+            ReadonlyRoot,
+            Hostname,
+            Domainname,
+            Sysctl,
+            OomScoreAdj,
+            Keyring,
+            Rlimit,
+            Console,
+            Cwd,
+            Bounding,
+            Groups,
+            Setgid,
+            Setuid,
+            Capabilities,
+            Ambient,
+            NoNewPrivs,
+            Executable,
+            StartContainerHook,
+            Exec,
+        ];
+        ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+}
+
+/// A failure inside the init process: the stage, the index of the entry
+/// at fault, and the errno (or a hook's exit status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fail {
+    pub stage: Stage,
+    pub index: u32,
+    pub errno: i32,
+}
+
+/// Attaches a stage and index to a raw errno result.
+pub(crate) trait At<T> {
+    fn at(self, stage: Stage, index: u32) -> Result<T, Fail>;
+}
+
+impl<T> At<T> for Result<T, sys::Errno> {
+    fn at(self, stage: Stage, index: u32) -> Result<T, Fail> {
+        self.map_err(|errno| Fail {
+            stage,
+            index,
+            errno,
+        })
+    }
+}
+
+/// The container's init process failed during set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A set-up step failed; `what` names the config entry.
+    #[error("container init: {what}: {reason}")]
+    Step {
+        /// The step.
+        stage: Stage,
+        /// The config entry or object at fault, e.g. `mounts[2] /proc: mount`.
+        what: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// The init process died without reporting why.
+    #[error("container init exited unexpectedly ({0})")]
+    Died(String),
+    /// The runtime could not create or talk to the init process.
+    #[error("cannot start container init: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}

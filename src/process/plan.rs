@@ -1,0 +1,313 @@
+//! Everything the init process needs, prepared by the runtime before the
+//! clone so that the child never allocates.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::str::FromStr;
+
+use libc::{c_int, gid_t, mode_t};
+use oci_spec::runtime::{Capability as OciCap, LinuxNamespaceType, Spec};
+
+use crate::cgroups::{CgroupSet, Hierarchy};
+use crate::hooks::{CStrings, HookExec};
+use crate::namespaces::{self, NamespacePlan};
+use crate::rootfs::plan::{cstr, PathPlan, RootfsPlan};
+use crate::spec::{Bundle, SpecError};
+
+/// Capability sets as bit masks (bit N = capability N).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CapPlan {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// The user process: what to exec, as whom, with which limits.
+#[derive(Debug)]
+pub(crate) struct ProcessPlan {
+    pub argv: CStrings,
+    pub envp: CStrings,
+    /// Where `args[0]` may be, in PATH order (searched inside the container).
+    pub candidates: Vec<CString>,
+    pub arg0: String,
+    pub cwd: PathPlan,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<gid_t>,
+    pub set_groups: bool,
+    pub umask: Option<mode_t>,
+    pub rlimits: Vec<(c_int, libc::rlimit64)>,
+    pub rlimit_names: Vec<String>,
+    pub caps: Option<CapPlan>,
+    pub last_cap: u32,
+    pub no_new_privs: bool,
+    pub terminal: bool,
+    pub console_size: Option<libc::winsize>,
+    pub preserve_fds: c_int,
+}
+
+/// All of the init process's work.
+#[derive(Debug)]
+pub(crate) struct ChildPlan {
+    pub ns: NamespacePlan,
+    pub join_fds: Vec<(RawFd, c_int)>,
+    pub time_offsets: Option<CString>,
+    pub rootfs: RootfsPlan,
+    pub process: ProcessPlan,
+    /// The runtime must run prestart/createRuntime hooks before pivot_root.
+    pub runtime_hooks: bool,
+    pub create_container: Vec<HookExec>,
+    pub start_container: Vec<HookExec>,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    pub sysctls: Vec<(CString, CString)>,
+    pub sysctl_names: Vec<String>,
+    pub oom_score_adj: Option<CString>,
+    pub keyring: Option<CString>,
+    /// Filled in by the spawner.
+    pub sync_fd: RawFd,
+    pub fifo_fd: RawFd,
+    pub console_fd: RawFd,
+    /// Receives the state JSON for hooks (4-byte message kind first).
+    pub msg_buf: Vec<u8>,
+    pub state_len: usize,
+}
+
+/// Options of `create` that shape the plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlanOptions {
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: c_int,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn rlimit_resource(name: &str) -> Option<c_int> {
+    Some(match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    } as c_int)
+}
+
+fn cap_mask(
+    field: &str,
+    caps: Option<&std::collections::HashSet<OciCap>>,
+) -> Result<u64, SpecError> {
+    let mut m = 0u64;
+    for c in caps.into_iter().flatten() {
+        let name = format!("CAP_{c}");
+        let cap = caps::Capability::from_str(&name).map_err(|_| SpecError::Invalid {
+            field: format!("process.capabilities.{field}"),
+            reason: format!("unknown capability {name}"),
+        })?;
+        m |= cap.bitmask();
+    }
+    Ok(m)
+}
+
+/// The highest capability number the kernel knows.
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+impl ChildPlan {
+    pub(crate) fn build(
+        b: &Bundle,
+        id: &str,
+        opts: PlanOptions,
+        cgroups: (&Hierarchy, &CgroupSet),
+    ) -> Result<ChildPlan, SpecError> {
+        let spec: &Spec = &b.spec;
+        let linux = spec.linux().as_ref().expect("validated");
+        let p = spec.process().as_ref().expect("validated");
+        let ns = NamespacePlan::build(spec)?;
+        let has_new = |t: LinuxNamespaceType| ns.new & (t as c_int) != 0;
+        let rootfs = RootfsPlan::build(
+            spec,
+            &b.path,
+            &b.rootfs,
+            opts.no_pivot,
+            has_new(LinuxNamespaceType::User),
+            has_new(LinuxNamespaceType::Cgroup),
+            cgroups,
+        )?;
+
+        let args = p.args().clone().unwrap_or_default();
+        let env = p.env().clone().unwrap_or_default();
+        let arg0 = args[0].clone();
+        let candidates = if arg0.contains('/') {
+            vec![cstr(arg0.as_str())]
+        } else {
+            let path = env
+                .iter()
+                .rev()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or(DEFAULT_PATH);
+            path.split(':')
+                .map(|d| if d.is_empty() { "." } else { d })
+                .map(|d| cstr(format!("{d}/{arg0}")))
+                .collect()
+        };
+
+        let user = p.user();
+        let groups: Vec<gid_t> = user.additional_gids().clone().unwrap_or_default();
+        let mut rlimits = Vec::new();
+        let mut rlimit_names = Vec::new();
+        for (i, r) in p.rlimits().iter().flatten().enumerate() {
+            let name = r.typ().to_string();
+            let res = rlimit_resource(&name).ok_or_else(|| SpecError::Invalid {
+                field: format!("process.rlimits[{i}].type"),
+                reason: format!("unknown rlimit {name}"),
+            })?;
+            rlimits.push((
+                res,
+                libc::rlimit64 {
+                    rlim_cur: r.soft(),
+                    rlim_max: r.hard(),
+                },
+            ));
+            rlimit_names.push(name);
+        }
+        let caps = match p.capabilities() {
+            Some(c) => Some(CapPlan {
+                bounding: cap_mask("bounding", c.bounding().as_ref())?,
+                effective: cap_mask("effective", c.effective().as_ref())?,
+                permitted: cap_mask("permitted", c.permitted().as_ref())?,
+                inheritable: cap_mask("inheritable", c.inheritable().as_ref())?,
+                ambient: cap_mask("ambient", c.ambient().as_ref())?,
+            }),
+            None => None,
+        };
+        let console_size = p.console_size().map(|b| libc::winsize {
+            ws_row: b.height() as u16,
+            ws_col: b.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
+        let process = ProcessPlan {
+            argv: CStrings::new(args.iter().map(|s| s.as_bytes())),
+            envp: CStrings::new(env.iter().map(|s| s.as_bytes())),
+            candidates,
+            arg0,
+            cwd: PathPlan::new(p.cwd()),
+            uid: user.uid(),
+            gid: user.gid(),
+            // In a user namespace set up by an unprivileged user,
+            // setgroups(2) is denied; without extra groups, skip it.
+            set_groups: !groups.is_empty()
+                || !has_new(LinuxNamespaceType::User)
+                || nix::unistd::geteuid().is_root(),
+            groups,
+            umask: user.umask().map(|u| u as mode_t),
+            rlimits,
+            rlimit_names,
+            caps,
+            last_cap: last_cap(),
+            no_new_privs: p.no_new_privileges().unwrap_or(false),
+            terminal: p.terminal().unwrap_or(false),
+            console_size,
+            preserve_fds: opts.preserve_fds,
+        };
+
+        let hooks = spec.hooks().as_ref();
+        let execs = |v: Option<&Vec<oci_spec::runtime::Hook>>| -> Vec<HookExec> {
+            v.into_iter().flatten().map(HookExec::new).collect()
+        };
+        let runtime_hooks = hooks.is_some_and(|h| {
+            #[allow(deprecated)]
+            let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
+            pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        });
+        let mut sysctls = Vec::new();
+        let mut sysctl_names = Vec::new();
+        for (k, v) in linux.sysctl().iter().flatten() {
+            sysctls.push((
+                cstr(format!("/proc/sys/{}", k.replace('.', "/"))),
+                cstr(v.as_str()),
+            ));
+            sysctl_names.push(k.clone());
+        }
+        let join_fds = ns.join_fds();
+        Ok(ChildPlan {
+            join_fds,
+            time_offsets: namespaces::time_offsets(spec).map(cstr),
+            ns,
+            rootfs,
+            process,
+            runtime_hooks,
+            create_container: execs(hooks.and_then(|h| h.create_container().as_ref())),
+            start_container: execs(hooks.and_then(|h| h.start_container().as_ref())),
+            hostname: spec
+                .hostname()
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(cstr),
+            domainname: spec
+                .domainname()
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(cstr),
+            sysctls,
+            sysctl_names,
+            oom_score_adj: p.oom_score_adj().map(|v| cstr(v.to_string())),
+            keyring: (!opts.no_new_keyring).then(|| cstr(id.as_bytes())),
+            sync_fd: -1,
+            fifo_fd: -1,
+            console_fd: -1,
+            msg_buf: Vec::new(),
+            state_len: 0,
+        })
+    }
+
+    /// The candidate path list as text (for the not-found error).
+    pub(crate) fn search_path(&self) -> String {
+        self.process
+            .candidates
+            .iter()
+            .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rlimit_names_map() {
+        assert_eq!(
+            rlimit_resource("RLIMIT_NOFILE"),
+            Some(libc::RLIMIT_NOFILE as c_int)
+        );
+        assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
+    }
+
+    #[test]
+    fn capability_masks() {
+        let set: std::collections::HashSet<OciCap> = [OciCap::Chown, OciCap::SysAdmin].into();
+        let m = cap_mask("bounding", Some(&set)).unwrap();
+        assert_eq!(m, 1 | (1 << 21)); // CAP_CHOWN = 0, CAP_SYS_ADMIN = 21
+    }
+}

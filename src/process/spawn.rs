@@ -1,0 +1,313 @@
+//! The runtime's side of starting the init process.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::child::{self, msg, Msg};
+use super::plan::ChildPlan;
+use super::{sys, InitError, Stage};
+use crate::cgroups::CgroupSet;
+use crate::Error;
+
+/// Callbacks into the container layer while the init sets up.
+pub(crate) struct Callbacks<'a> {
+    /// The cgroup the init joins before it does anything else.
+    pub cgroups: &'a CgroupSet,
+    /// uid_map and gid_map contents for a new user namespace.
+    pub id_maps: Option<(String, String)>,
+    /// The state JSON for hooks, given the init's pid.
+    pub state: &'a dyn Fn(i32) -> Vec<u8>,
+    /// Runs prestart and createRuntime hooks.
+    pub runtime_hooks: &'a dyn Fn(i32) -> Result<(), Error>,
+}
+
+/// A started init process, waiting for `start` (or about to exec).
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub pid: i32,
+    /// Our end of the sync socket: EOF once the init has exec'd.
+    pub sync: OwnedFd,
+}
+
+fn io_err(e: sys::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e)
+}
+
+/// Moves `fd` to a number >= `min` (so that it cannot collide with a
+/// preserved fd) and returns the new owned fd.
+pub(crate) fn raise_fd(fd: OwnedFd, min: RawFd) -> Result<OwnedFd, Error> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    // SAFETY: duplicating an fd we own.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if n < 0 {
+        return Err(Error::io("dup", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fcntl returned a new fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+fn send_go(fd: RawFd, payload: &[u8]) -> Result<(), Error> {
+    let mut m = Vec::with_capacity(4 + payload.len());
+    m.extend_from_slice(&msg::GO.to_ne_bytes());
+    m.extend_from_slice(payload);
+    // SAFETY: m is a valid buffer.
+    let r = unsafe { libc::send(fd, m.as_ptr().cast(), m.len(), libc::MSG_NOSIGNAL) };
+    if r < 0 {
+        return Err(InitError::Spawn(std::io::Error::last_os_error()).into());
+    }
+    Ok(())
+}
+
+fn recv(fd: RawFd) -> Result<Option<Msg>, Error> {
+    let mut m = Msg::default();
+    loop {
+        // SAFETY: m is a valid, writable repr(C) value.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                (&mut m as *mut Msg).cast(),
+                std::mem::size_of::<Msg>(),
+                0,
+            )
+        };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        if n < 0 {
+            return Err(InitError::Spawn(std::io::Error::last_os_error()).into());
+        }
+        return Ok((n as usize == std::mem::size_of::<Msg>()).then_some(m));
+    }
+}
+
+fn write_id_maps(pid: i32, (uid, gid): &(String, String)) -> Result<(), Error> {
+    let p = |f: &str| format!("/proc/{pid}/{f}");
+    if !nix::unistd::geteuid().is_root() {
+        std::fs::write(p("setgroups"), "deny").map_err(|e| Error::io(p("setgroups"), e))?;
+    }
+    std::fs::write(p("uid_map"), uid)
+        .map_err(|e| Error::io(format!("{}: linux.uidMappings", p("uid_map")), e))?;
+    std::fs::write(p("gid_map"), gid)
+        .map_err(|e| Error::io(format!("{}: linux.gidMappings", p("gid_map")), e))?;
+    Ok(())
+}
+
+/// Clones the init process and drives it through set-up. On failure the
+/// init is killed and reaped before the error is returned.
+pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned, Error> {
+    let (ours, theirs) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| InitError::Spawn(e.into()))?;
+    let min = 3 + plan.process.preserve_fds;
+    let theirs = raise_fd(theirs, min)?;
+    plan.sync_fd = theirs.as_raw_fd();
+    // Room for the state JSON with any pid.
+    plan.msg_buf = vec![0u8; 4 + (cb.state)(i32::MAX).len() + 64];
+
+    let pid = match sys::fork(plan.ns.clone_flags) {
+        Ok(0) => {
+            // SAFETY (of what follows): the child only runs child::run,
+            // which is async-signal-safe; it closes our end first.
+            sys::close(ours.as_raw_fd());
+            child::run(plan)
+        }
+        Ok(pid) => pid,
+        Err(e) => return Err(InitError::Spawn(io_err(e)).into()),
+    };
+    drop(theirs);
+    let mut init_pid = pid;
+    let res = drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid);
+    match res {
+        Ok(()) => Ok(Spawned {
+            pid: init_pid,
+            sync: ours,
+        }),
+        Err(e) => {
+            for p in [init_pid, pid] {
+                // SAFETY: signalling and reaping our own children.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+                let _ = sys::waitpid(p);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn drive(
+    plan: &ChildPlan,
+    cb: &Callbacks<'_>,
+    fd: RawFd,
+    pid: i32,
+    init_pid: &mut i32,
+) -> Result<(), Error> {
+    cb.cgroups.join(pid)?;
+    loop {
+        let Some(m) = recv(fd)? else {
+            let st = sys::waitpid(pid).unwrap_or(0);
+            let how = if libc::WIFSIGNALED(st) {
+                format!("killed by signal {}", libc::WTERMSIG(st))
+            } else {
+                format!("exit status {}", libc::WEXITSTATUS(st))
+            };
+            return Err(InitError::Died(how).into());
+        };
+        match m.kind {
+            msg::NS_READY => {
+                if let Some(maps) = &cb.id_maps {
+                    write_id_maps(pid, maps)?;
+                }
+                let payload = if plan.ns.fork {
+                    Vec::new()
+                } else {
+                    (cb.state)(pid)
+                };
+                send_go(fd, &payload)?;
+            }
+            msg::PID => {
+                *init_pid = m.a;
+                let _ = sys::waitpid(pid);
+                send_go(fd, &(cb.state)(m.a))?;
+            }
+            msg::HOOKS => {
+                (cb.runtime_hooks)(*init_pid)?;
+                send_go(fd, &[])?;
+            }
+            msg::READY => return Ok(()),
+            msg::FAIL => return Err(describe(plan, m).into()),
+            k => {
+                return Err(InitError::Spawn(std::io::Error::other(format!(
+                    "unexpected message {k}"
+                )))
+                .into())
+            }
+        }
+    }
+}
+
+fn errstr(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e).to_string()
+}
+
+/// Turns a failure report into an error naming the config entry.
+pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
+    let Some(stage) = Stage::from_u32(m.a as u32) else {
+        return InitError::Died(format!("unknown failure {}", m.a));
+    };
+    let i = m.b as usize;
+    let cs = |c: &CStr| c.to_string_lossy().into_owned();
+    let mount = |what: &str| {
+        let m = plan.rootfs.mounts.iter().find(|x| x.index == i);
+        format!(
+            "mounts[{i}] {}: {what}",
+            m.map(|m| m.dest.display()).unwrap_or_default()
+        )
+    };
+    let what = match stage {
+        Stage::Setns => format!("linux.namespaces: joining namespace #{i}"),
+        Stage::Unshare => "linux.namespaces: unshare".into(),
+        Stage::MountTarget => mount("cannot resolve or create the destination inside the rootfs"),
+        Stage::Mount => mount("mount"),
+        Stage::Remount => mount("remount with the mount's flags"),
+        Stage::Device => format!(
+            "linux.devices: {}",
+            plan.rootfs
+                .devices
+                .get(i)
+                .map(|d| d.path.display())
+                .unwrap_or_default()
+        ),
+        Stage::DevSymlink => "/dev symlinks and /dev/shm".into(),
+        Stage::RootBind | Stage::RootPropagation => {
+            format!("root.path {}", cs(&plan.rootfs.rootfs))
+        }
+        Stage::MaskedPath if m.b == u32::MAX => {
+            "linux.maskedPaths: /dev/null is not the null device".into()
+        }
+        Stage::MaskedPath => format!(
+            "linux.maskedPaths: {}",
+            plan.rootfs.masked.get(i).map(|c| cs(c)).unwrap_or_default()
+        ),
+        Stage::ReadonlyPath => format!(
+            "linux.readonlyPaths: {}",
+            plan.rootfs
+                .readonly_paths
+                .get(i)
+                .map(|c| cs(c))
+                .unwrap_or_default()
+        ),
+        Stage::ReadonlyRoot => "root.readonly: remount / read-only".into(),
+        Stage::Hostname => "hostname".into(),
+        Stage::Domainname => "domainname".into(),
+        Stage::Sysctl => format!(
+            "linux.sysctl.{}",
+            plan.sysctl_names.get(i).cloned().unwrap_or_default()
+        ),
+        Stage::OomScoreAdj => "process.oomScoreAdj".into(),
+        Stage::Rlimit => format!(
+            "process.rlimits: {}",
+            plan.process
+                .rlimit_names
+                .get(i)
+                .cloned()
+                .unwrap_or_default()
+        ),
+        Stage::Console => "process.terminal: console set-up".into(),
+        Stage::Cwd => format!("process.cwd {}", plan.process.cwd.display()),
+        Stage::Bounding => format!("process.capabilities.bounding: dropping capability {i}"),
+        Stage::Groups => "process.user.additionalGids".into(),
+        Stage::Setgid => format!("process.user.gid {i}"),
+        Stage::Setuid => format!("process.user.uid {i}"),
+        Stage::Capabilities => "process.capabilities".into(),
+        Stage::Ambient => format!("process.capabilities.ambient: raising capability {i}"),
+        Stage::NoNewPrivs => "process.noNewPrivileges".into(),
+        Stage::Executable => {
+            return InitError::Step {
+                stage,
+                what: format!("process.args[0] {:?}", plan.process.arg0),
+                reason: if m.c == libc::ENOENT {
+                    format!(
+                        "executable file not found (looked at {})",
+                        plan.search_path()
+                    )
+                } else {
+                    errstr(m.c)
+                },
+            }
+        }
+        Stage::CreateContainerHook | Stage::StartContainerHook => {
+            let kind = if stage == Stage::CreateContainerHook {
+                "createContainer"
+            } else {
+                "startContainer"
+            };
+            let reason = match m.c {
+                i32::MIN => "timed out".to_string(),
+                c if c <= 0 => format!("exit status {}", -c),
+                c => errstr(c),
+            };
+            return InitError::Step {
+                stage,
+                what: format!("hooks.{kind}[{i}]"),
+                reason,
+            };
+        }
+        Stage::PivotRoot => "pivot_root".into(),
+        Stage::Chroot => "chroot (--no-pivot)".into(),
+        Stage::Keyring => "session keyring".into(),
+        Stage::TimeOffsets => "linux.timeOffsets".into(),
+        Stage::Fork => "fork into the pid namespace".into(),
+        Stage::Sync => "talking to the runtime".into(),
+        Stage::Exec => format!("exec {:?}", plan.process.arg0),
+    };
+    InitError::Step {
+        stage,
+        what,
+        reason: errstr(m.c),
+    }
+}

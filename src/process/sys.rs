@@ -1,0 +1,189 @@
+//! Thin, allocation-free wrappers over the system calls that the
+//! container's init process makes between clone and exec.
+//!
+//! Everything here is async-signal-safe: plain syscalls on caller-owned
+//! buffers, no allocation, no locks, no logging. Errors are raw errnos.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use libc::{c_char, c_int, c_ulong};
+
+/// A failed system call's errno.
+pub(crate) type Errno = i32;
+
+pub(crate) fn errno() -> Errno {
+    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Turns a `-1 and errno` return into a `Result`.
+pub(crate) fn check(r: c_int) -> Result<c_int, Errno> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+pub(crate) fn close(fd: RawFd) {
+    if fd >= 0 {
+        // SAFETY: closing an fd this process owns; errors are irrelevant here.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// openat2(2) with RESOLVE_IN_ROOT: `path` is resolved as if `root` were
+/// `/`, so neither `..` nor absolute symlinks can leave it.
+pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: c_int) -> Result<RawFd, Errno> {
+    // open_how is non-exhaustive in libc: start from zeroes.
+    // SAFETY: an all-zero open_how is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `how` and `path` are valid for the duration of the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            return Ok(r as RawFd);
+        }
+        let e = errno();
+        // The kernel asks for a retry when a rename raced the lookup.
+        if e != libc::EAGAIN {
+            return Err(e);
+        }
+    }
+}
+
+/// `/proc/self/fd/<fd>` as a NUL-terminated string in `buf`, for
+/// syscalls that take a path but must act on an already-resolved fd.
+pub(crate) fn fd_path(buf: &mut [u8; 32], fd: RawFd) -> *const c_char {
+    const P: &[u8] = b"/proc/self/fd/";
+    buf[..P.len()].copy_from_slice(P);
+    let mut digits = [0u8; 12];
+    let mut n = fd.max(0) as u32;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let d = &digits[i..];
+    buf[P.len()..P.len() + d.len()].copy_from_slice(d);
+    buf[P.len() + d.len()] = 0;
+    buf.as_ptr().cast()
+}
+
+pub(crate) fn mount(
+    src: *const c_char,
+    target: *const c_char,
+    fstype: *const c_char,
+    flags: c_ulong,
+    data: *const c_char,
+) -> Result<(), Errno> {
+    // SAFETY: all pointers are NULL or NUL-terminated strings owned by the caller.
+    check(unsafe { libc::mount(src, target, fstype, flags, data.cast()) }).map(drop)
+}
+
+/// Writes all of `buf`, retrying on EINTR and short writes.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return Err(errno());
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Writes `value` to the file at `path` (a procfs knob).
+pub(crate) fn write_file(path: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let r = write_all(fd, value);
+    close(fd);
+    r
+}
+
+/// fork(2) without glibc's atfork handlers, which are not safe to run in a
+/// child of a multithreaded process: a raw clone(2) sharing nothing.
+pub(crate) fn fork(flags: c_int) -> Result<libc::pid_t, Errno> {
+    // SAFETY: without CLONE_VM the child gets a copy-on-write copy of the
+    // address space and continues on its own copy of this stack.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r as libc::pid_t)
+    }
+}
+
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Result<RawFd, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r as RawFd)
+    }
+}
+
+/// Waits for `pid` to exit; returns its wait status.
+pub(crate) fn waitpid(pid: libc::pid_t) -> Result<c_int, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r >= 0 {
+            return Ok(status);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
+
+/// Blocks until `fd` is readable (or `timeout_ms` passes; -1 waits
+/// forever). Returns false on time-out.
+pub(crate) fn poll_in(fd: RawFd, timeout_ms: c_int) -> Result<bool, Errno> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: p is a valid pollfd array of length 1.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if r >= 0 {
+            return Ok(r > 0);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Building a [`RootfsPlan`] from the spec (runtime side).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use libc::{c_ulong, dev_t, mode_t};
+use oci_spec::runtime::{LinuxDeviceType, Spec};
+
+use super::options;
+use crate::cgroups::{CgroupSet, Hierarchy};
+use crate::spec::SpecError;
+
+pub(crate) fn cstr(b: impl Into<Vec<u8>>) -> CString {
+    // Paths and options from JSON strings cannot contain NUL bytes except
+    // through \u0000 escapes, which are stripped rather than truncating.
+    let mut v: Vec<u8> = b.into();
+    v.retain(|&c| c != 0);
+    CString::new(v).expect("NULs removed")
+}
+
+pub(crate) fn path_cstr(p: &Path) -> CString {
+    cstr(p.as_os_str().as_bytes())
+}
+
+/// A path inside the rootfs, pre-split so that the init process can
+/// resolve and create it component by component without allocating.
+#[derive(Debug)]
+pub(crate) struct PathPlan {
+    /// The whole path, e.g. `/a/b/c`.
+    pub full: CString,
+    /// Each prefix: `/a`, `/a/b`, `/a/b/c`.
+    pub prefixes: Vec<CString>,
+    /// Each component: `a`, `b`, `c`.
+    pub names: Vec<CString>,
+}
+
+impl PathPlan {
+    pub(crate) fn new(p: &Path) -> PathPlan {
+        let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+        for c in p.components() {
+            match c {
+                Component::Normal(n) => parts.push(n),
+                Component::ParentDir => {
+                    parts.pop();
+                }
+                _ => {}
+            }
+        }
+        let mut full = PathBuf::from("/");
+        let mut prefixes = Vec::new();
+        let mut names = Vec::new();
+        for n in parts {
+            full.push(n);
+            prefixes.push(path_cstr(&full));
+            names.push(cstr(n.as_bytes()));
+        }
+        PathPlan {
+            full: path_cstr(&full),
+            prefixes,
+            names,
+        }
+    }
+
+    pub(crate) fn display(&self) -> String {
+        self.full.to_string_lossy().into_owned()
+    }
+}
+
+/// What a mount entry does.
+#[derive(Debug)]
+pub(crate) struct MountOp {
+    /// Index in `mounts` (for error messages).
+    pub index: usize,
+    pub dest: PathPlan,
+    pub source: Option<CString>,
+    pub fstype: Option<CString>,
+    pub flags: c_ulong,
+    pub data: Option<CString>,
+    pub propagation: Vec<c_ulong>,
+    /// A bind mount with flags that need a second, remounting call.
+    pub remount: bool,
+    /// The destination is a file (the source of a bind is not a directory).
+    pub file: bool,
+    /// sysfs that may fall back to an rbind of the host's /sys (user
+    /// namespace without a network namespace).
+    pub sysfs_fallback: bool,
+}
+
+/// A device node to create (or bind from the host in a user namespace).
+#[derive(Debug)]
+pub(crate) struct DeviceOp {
+    pub path: PathPlan,
+    pub mode: mode_t,
+    pub dev: dev_t,
+    pub uid: u32,
+    pub gid: u32,
+    pub bind_from: Option<CString>,
+}
+
+/// Everything the init process does to the filesystem.
+#[derive(Debug)]
+pub(crate) struct RootfsPlan {
+    pub rootfs: CString,
+    pub propagation: c_ulong,
+    /// Propagation to set on `/` after pivot_root when rootfsPropagation asks.
+    pub final_propagation: Option<c_ulong>,
+    pub pivot: bool,
+    pub readonly: bool,
+    pub mounts: Vec<MountOp>,
+    /// Create default devices and /dev symlinks (false when /dev is a bind).
+    pub setup_dev: bool,
+    pub devices: Vec<DeviceOp>,
+    pub dev_dir: PathPlan,
+    pub masked: Vec<CString>,
+    pub readonly_paths: Vec<CString>,
+}
+
+const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn invalid(field: String, reason: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl RootfsPlan {
+    pub(crate) fn build(
+        spec: &Spec,
+        bundle: &Path,
+        rootfs: &Path,
+        no_pivot: bool,
+        userns: bool,
+        cgroupns: bool,
+        cgroups: (&Hierarchy, &CgroupSet),
+    ) -> Result<RootfsPlan, SpecError> {
+        let linux = spec.linux().as_ref().expect("validated");
+        let propagation = match linux.rootfs_propagation().as_deref() {
+            None | Some("") => None,
+            Some(p) => Some(options::propagation(p).ok_or_else(|| {
+                invalid(
+                    "linux.rootfsPropagation".into(),
+                    format!("unknown value {p:?}"),
+                )
+            })?),
+        };
+        let mut mounts = Vec::new();
+        let mut setup_dev = true;
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let field = |f: &str| format!("mounts[{i}].{f}");
+            let opts = options::parse(m.options().as_deref().unwrap_or_default())
+                .map_err(|o| invalid(field("options"), format!("{:?} is not supported", o.0)))?;
+            let typ = m.typ().as_deref().unwrap_or("");
+            let bind = opts.is_bind() || typ == "bind";
+            let dest = m.destination();
+            if bind && dest == Path::new("/dev") {
+                setup_dev = false;
+            }
+            if typ == "cgroup" && !bind {
+                cgroup_mounts(&mut mounts, i, dest, &opts, cgroupns, cgroups);
+                continue;
+            }
+            let source = m.source().as_ref().map(|s| {
+                if bind && s.is_relative() {
+                    bundle.join(s)
+                } else {
+                    s.clone()
+                }
+            });
+            let mut file = false;
+            if bind {
+                let src = source
+                    .as_ref()
+                    .ok_or_else(|| invalid(field("source"), "a bind mount needs a source"))?;
+                let md = std::fs::metadata(src)
+                    .map_err(|e| invalid(field("source"), format!("{}: {e}", src.display())))?;
+                file = !md.is_dir();
+            }
+            let mut flags = opts.flags;
+            if bind {
+                flags |= libc::MS_BIND;
+            }
+            let extra = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+            mounts.push(MountOp {
+                index: i,
+                dest: PathPlan::new(dest),
+                source: source
+                    .map(|s| path_cstr(&s))
+                    .or_else(|| (!typ.is_empty()).then(|| cstr(typ))),
+                fstype: (!bind && !typ.is_empty()).then(|| cstr(typ)),
+                flags,
+                data: (!opts.data.is_empty()).then(|| cstr(opts.data.as_str())),
+                propagation: opts.propagation,
+                remount: bind && extra != 0,
+                file,
+                sysfs_fallback: typ == "sysfs" && userns,
+            });
+        }
+        let mut devices: Vec<DeviceOp> = Vec::new();
+        for (i, d) in linux.devices().iter().flatten().enumerate() {
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+                LinuxDeviceType::B => libc::S_IFBLK,
+                LinuxDeviceType::P => libc::S_IFIFO,
+                LinuxDeviceType::A => {
+                    return Err(invalid(
+                        format!("linux.devices[{i}].type"),
+                        "\"a\" is not a device type",
+                    ))
+                }
+            };
+            if !d.path().starts_with("/dev") {
+                return Err(invalid(
+                    format!("linux.devices[{i}].path"),
+                    format!("{} is not under /dev", d.path().display()),
+                ));
+            }
+            devices.push(DeviceOp {
+                path: PathPlan::new(d.path()),
+                mode: kind | d.file_mode().unwrap_or(0o666) & 0o7777,
+                dev: libc::makedev(d.major() as u32, d.minor() as u32),
+                uid: d.uid().unwrap_or(0),
+                gid: d.gid().unwrap_or(0),
+                bind_from: userns.then(|| path_cstr(d.path())),
+            });
+        }
+        if setup_dev {
+            for (p, maj, min) in DEFAULT_DEVICES {
+                if devices
+                    .iter()
+                    .any(|d| d.path.full.as_bytes() == p.as_bytes())
+                {
+                    continue;
+                }
+                devices.push(DeviceOp {
+                    path: PathPlan::new(Path::new(p)),
+                    mode: libc::S_IFCHR | 0o666,
+                    dev: libc::makedev(*maj, *min),
+                    uid: 0,
+                    gid: 0,
+                    bind_from: userns.then(|| cstr(*p)),
+                });
+            }
+        }
+        let paths =
+            |v: &Option<Vec<String>>| v.iter().flatten().map(|p| cstr(p.as_str())).collect();
+        Ok(RootfsPlan {
+            rootfs: path_cstr(rootfs),
+            propagation: propagation.unwrap_or(libc::MS_SLAVE | libc::MS_REC),
+            final_propagation: propagation,
+            pivot: !no_pivot,
+            readonly: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            mounts,
+            setup_dev,
+            devices,
+            dev_dir: PathPlan::new(Path::new("/dev")),
+            masked: paths(linux.masked_paths()),
+            readonly_paths: paths(linux.readonly_paths()),
+        })
+    }
+}
+
+/// A `cgroup` mount: on cgroup v2, the cgroup2 filesystem (with a cgroup
+/// namespace) or a bind of the container's own cgroup; on v1, a tmpfs with
+/// a bind of the container's directory of each hierarchy, as runc does.
+fn cgroup_mounts(
+    out: &mut Vec<MountOp>,
+    index: usize,
+    dest: &Path,
+    opts: &options::MountOptions,
+    cgroupns: bool,
+    (h, set): (&Hierarchy, &CgroupSet),
+) {
+    let fl = opts.flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
+    let bind = |dest: PathBuf, src: &Path| MountOp {
+        index,
+        dest: PathPlan::new(&dest),
+        source: Some(path_cstr(src)),
+        fstype: None,
+        flags: libc::MS_BIND | libc::MS_REC | fl,
+        data: None,
+        propagation: vec![],
+        remount: fl != 0,
+        file: false,
+        sysfs_fallback: false,
+    };
+    match h {
+        Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
+            index,
+            dest: PathPlan::new(dest),
+            source: Some(cstr("cgroup2")),
+            fstype: Some(cstr("cgroup2")),
+            flags: fl,
+            data: None,
+            propagation: vec![],
+            remount: false,
+            file: false,
+            sysfs_fallback: false,
+        }),
+        Hierarchy::Unified(_) => {
+            if let Some(leaf) = set.leaves.first() {
+                out.push(bind(dest.to_path_buf(), leaf));
+            }
+        }
+        Hierarchy::Legacy(mnts) => {
+            out.push(MountOp {
+                index,
+                dest: PathPlan::new(dest),
+                source: Some(cstr("tmpfs")),
+                fstype: Some(cstr("tmpfs")),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: Some(cstr("mode=755")),
+                propagation: vec![],
+                remount: false,
+                file: false,
+                sysfs_fallback: false,
+            });
+            for ((mnt, _), leaf) in mnts.iter().zip(&set.leaves) {
+                if let Some(name) = mnt.file_name() {
+                    out.push(bind(dest.join(name), leaf));
+                }
+            }
+            if fl & libc::MS_RDONLY != 0 {
+                let mut ro = bind(dest.to_path_buf(), Path::new("tmpfs"));
+                ro.source = None;
+                ro.flags = libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC;
+                ro.remount = false;
+                out.push(ro);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_plan_splits_and_cleans() {
+        let p = PathPlan::new(Path::new("/a/./b/../c/d"));
+        assert_eq!(p.full.to_str().unwrap(), "/a/c/d");
+        let pre: Vec<_> = p.prefixes.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(pre, ["/a", "/a/c", "/a/c/d"]);
+        let names: Vec<_> = p.names.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(names, ["a", "c", "d"]);
+        assert_eq!(
+            PathPlan::new(Path::new("/../..")).full.to_str().unwrap(),
+            "/"
+        );
+    }
+
+    #[test]
+    fn nul_bytes_are_stripped() {
+        assert_eq!(cstr("a\0b").to_str().unwrap(), "ab");
+    }
+}

@@ -1,0 +1,462 @@
+//! Applying a [`RootfsPlan`] inside the container's mount namespace.
+//!
+//! Runs in the init process between clone and exec: async-signal-safe
+//! system calls on data prepared by the runtime, nothing else.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+use std::ptr::null;
+
+use super::plan::{DeviceOp, MountOp, PathPlan, RootfsPlan};
+use crate::process::sys::{self, check, close, fd_path, mount, open_in_root, Errno};
+use crate::process::{At, Fail, Stage};
+
+/// What to create when a path is missing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    Nothing,
+    Dir,
+    File,
+}
+
+/// Opens `p` inside `root` as an O_PATH fd, creating missing components
+/// (directories, and a file for the last one when asked). Each created
+/// component is created relative to its already-resolved parent and then
+/// resolved again under RESOLVE_IN_ROOT, so symlinks cannot redirect the
+/// creation outside the rootfs.
+pub(crate) fn resolve(root: RawFd, p: &PathPlan, create: Create) -> Result<RawFd, Errno> {
+    match open_in_root(root, &p.full, libc::O_PATH) {
+        Err(libc::ENOENT) if create != Create::Nothing => {}
+        r => return r,
+    }
+    // SAFETY: dup of an fd we own.
+    let mut parent = check(unsafe { libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0) })?;
+    let n = p.prefixes.len();
+    for i in 0..n {
+        let fd = match open_in_root(root, &p.prefixes[i], libc::O_PATH) {
+            Err(libc::ENOENT) => {
+                let name = p.names[i].as_ptr();
+                let r = if i + 1 == n && create == Create::File {
+                    // SAFETY: parent is a valid dirfd, name NUL-terminated.
+                    let f = unsafe {
+                        libc::openat(
+                            parent,
+                            name,
+                            libc::O_CREAT
+                                | libc::O_EXCL
+                                | libc::O_WRONLY
+                                | libc::O_CLOEXEC
+                                | libc::O_NOFOLLOW,
+                            0o644,
+                        )
+                    };
+                    close(f);
+                    if f < 0 {
+                        Err(sys::errno())
+                    } else {
+                        Ok(())
+                    }
+                } else {
+                    // SAFETY: as above.
+                    check(unsafe { libc::mkdirat(parent, name, 0o755) }).map(drop)
+                };
+                match r {
+                    Ok(()) | Err(libc::EEXIST) => open_in_root(root, &p.prefixes[i], libc::O_PATH),
+                    Err(e) => Err(e),
+                }
+            }
+            r => r,
+        };
+        close(parent);
+        parent = fd?;
+    }
+    Ok(parent)
+}
+
+/// Makes the mount tree private to the container and the rootfs a mount
+/// point; returns an O_PATH fd of the rootfs.
+pub(crate) fn prepare(plan: &RootfsPlan) -> Result<RawFd, Fail> {
+    let root = c"/";
+    mount(null(), root.as_ptr(), null(), plan.propagation, null()).at(Stage::RootPropagation, 0)?;
+    let r = plan.rootfs.as_ptr();
+    mount(r, r, c"bind".as_ptr(), libc::MS_BIND | libc::MS_REC, null()).at(Stage::RootBind, 0)?;
+    // SAFETY: r is NUL-terminated.
+    check(unsafe { libc::open(r, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+        .at(Stage::RootBind, 0)
+}
+
+fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
+    let i = m.index as u32;
+    let create = if m.file { Create::File } else { Create::Dir };
+    let fd = resolve(root, &m.dest, create).at(Stage::MountTarget, i)?;
+    let mut buf = [0u8; 32];
+    let target = fd_path(&mut buf, fd);
+    let opt = |c: &Option<std::ffi::CString>| c.as_ref().map_or(null(), |c| c.as_ptr());
+    let mut r = mount(
+        opt(&m.source),
+        target,
+        opt(&m.fstype),
+        m.flags,
+        opt(&m.data),
+    );
+    if r == Err(libc::EPERM) && m.sysfs_fallback {
+        r = mount(
+            c"/sys".as_ptr(),
+            target,
+            null(),
+            libc::MS_BIND | libc::MS_REC,
+            null(),
+        );
+    }
+    close(fd);
+    r.at(Stage::Mount, i)?;
+    // Re-resolve: the new mount now sits on top of the path.
+    if m.remount || !m.propagation.is_empty() {
+        let fd = resolve(root, &m.dest, Create::Nothing).at(Stage::MountTarget, i)?;
+        let target = fd_path(&mut buf, fd);
+        let mut r = Ok(());
+        if m.remount {
+            r = mount(
+                null(),
+                target,
+                null(),
+                m.flags | libc::MS_REMOUNT | libc::MS_BIND | locked_flags(fd),
+                null(),
+            );
+        }
+        for &p in &m.propagation {
+            if r.is_ok() {
+                r = mount(null(), target, null(), p, null());
+            }
+        }
+        close(fd);
+        r.at(Stage::Remount, i)?;
+    }
+    Ok(())
+}
+
+/// Flags a remount must keep: in a user namespace the kernel refuses to
+/// clear nosuid/nodev/noexec that the host locked on the source mount.
+fn locked_flags(fd: RawFd) -> libc::c_ulong {
+    // SAFETY: an all-zero statvfs is a valid out-buffer.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is valid, st a valid out-pointer.
+    if unsafe { libc::fstatvfs(fd, &mut st) } != 0 {
+        return 0;
+    }
+    let mut f = 0;
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            f |= ms;
+        }
+    }
+    f
+}
+
+/// Mounts every `mounts` entry, in order.
+pub(crate) fn mount_all(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
+    plan.mounts.iter().try_for_each(|m| mount_one(root, m))
+}
+
+fn create_device(root: RawFd, d: &DeviceOp) -> Result<(), Errno> {
+    if let Some(src) = &d.bind_from {
+        let fd = resolve(root, &d.path, Create::File)?;
+        let mut buf = [0u8; 32];
+        let r = mount(
+            src.as_ptr(),
+            fd_path(&mut buf, fd),
+            null(),
+            libc::MS_BIND,
+            null(),
+        );
+        close(fd);
+        return r;
+    }
+    let Some(name) = d.path.names.last() else {
+        return Err(libc::EINVAL);
+    };
+    // The parent of a device is /dev or a directory below it; resolve it
+    // by walking the prefixes (all but the last).
+    let dir = resolve_parent(root, &d.path)?;
+    // SAFETY: dir is a valid dirfd, name NUL-terminated.
+    let r = check(unsafe { libc::mknodat(dir, name.as_ptr(), d.mode, d.dev) });
+    let r = match r {
+        Ok(_) | Err(libc::EEXIST) => {
+            // SAFETY: as above.
+            check(unsafe {
+                libc::fchownat(dir, name.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
+            })
+            .and_then(|_| {
+                // SAFETY: as above; mknod applied the umask, set the exact mode.
+                check(unsafe { libc::fchmodat(dir, name.as_ptr(), d.mode & 0o7777, 0) })
+            })
+            .map(drop)
+        }
+        Err(e) => Err(e),
+    };
+    close(dir);
+    r
+}
+
+/// Resolves (creating) the directory that holds the last component of `p`.
+fn resolve_parent(root: RawFd, p: &PathPlan) -> Result<RawFd, Errno> {
+    let n = p.prefixes.len();
+    if n < 2 {
+        // SAFETY: dup of an fd we own.
+        return check(unsafe { libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0) });
+    }
+    // A borrowed view of the first n-1 components.
+    let sub = PathPlanRef {
+        full: &p.prefixes[n - 2],
+        prefixes: &p.prefixes[..n - 1],
+        names: &p.names[..n - 1],
+    };
+    sub.resolve_dir(root)
+}
+
+struct PathPlanRef<'a> {
+    full: &'a CStr,
+    prefixes: &'a [std::ffi::CString],
+    names: &'a [std::ffi::CString],
+}
+
+impl PathPlanRef<'_> {
+    fn resolve_dir(&self, root: RawFd) -> Result<RawFd, Errno> {
+        if let Ok(fd) = open_in_root(root, self.full, libc::O_PATH | libc::O_DIRECTORY) {
+            return Ok(fd);
+        }
+        // SAFETY: dup of an fd we own.
+        let mut parent = check(unsafe { libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0) })?;
+        for (pre, name) in self.prefixes.iter().zip(self.names) {
+            let fd = match open_in_root(root, pre, libc::O_PATH | libc::O_DIRECTORY) {
+                Err(libc::ENOENT) => {
+                    // SAFETY: parent is a valid dirfd, name NUL-terminated.
+                    match check(unsafe { libc::mkdirat(parent, name.as_ptr(), 0o755) }) {
+                        Ok(_) | Err(libc::EEXIST) => {
+                            open_in_root(root, pre, libc::O_PATH | libc::O_DIRECTORY)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                r => r,
+            };
+            close(parent);
+            parent = fd?;
+        }
+        Ok(parent)
+    }
+}
+
+/// Creates the default and configured devices, and /dev's symlinks.
+pub(crate) fn setup_dev(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
+    // SAFETY: umask cannot fail.
+    let old = unsafe { libc::umask(0) };
+    let r = plan
+        .devices
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, d)| create_device(root, d).at(Stage::Device, i as u32));
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    r?;
+    if !plan.setup_dev {
+        return Ok(());
+    }
+    let dev = resolve(root, &plan.dev_dir, Create::Dir).at(Stage::DevSymlink, 0)?;
+    let links: [(&CStr, &CStr); 5] = [
+        (c"/proc/self/fd", c"fd"),
+        (c"/proc/self/fd/0", c"stdin"),
+        (c"/proc/self/fd/1", c"stdout"),
+        (c"/proc/self/fd/2", c"stderr"),
+        (c"pts/ptmx", c"ptmx"),
+    ];
+    let mut r = Ok(());
+    for (i, (target, name)) in links.iter().enumerate() {
+        if *name == c"ptmx" {
+            // SAFETY: dev is a valid dirfd.
+            unsafe { libc::unlinkat(dev, name.as_ptr(), 0) };
+        }
+        // SAFETY: as above, strings NUL-terminated.
+        match check(unsafe { libc::symlinkat(target.as_ptr(), dev, name.as_ptr()) }) {
+            Ok(_) | Err(libc::EEXIST) => {}
+            Err(e) => {
+                r = Err(e).at(Stage::DevSymlink, i as u32);
+                break;
+            }
+        }
+    }
+    if r.is_ok() {
+        // SAFETY: as above.
+        match check(unsafe { libc::mkdirat(dev, c"shm".as_ptr(), 0o1777) }) {
+            Ok(_) => {
+                // SAFETY: as above; mkdir applied the umask.
+                unsafe { libc::fchmodat(dev, c"shm".as_ptr(), 0o1777, 0) };
+            }
+            Err(libc::EEXIST) => {}
+            Err(e) => r = Err(e).at(Stage::DevSymlink, 5),
+        }
+    }
+    close(dev);
+    r
+}
+
+/// pivot_root(2) into the rootfs (or chroot with --no-pivot).
+pub(crate) fn enter(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
+    // SAFETY: root is a valid directory fd.
+    check(unsafe { libc::fchdir(root) }).at(Stage::PivotRoot, 0)?;
+    let dot = c".".as_ptr();
+    if plan.pivot {
+        // SAFETY: plain syscall on NUL-terminated strings.
+        let r = unsafe { libc::syscall(libc::SYS_pivot_root, dot, dot) };
+        if r < 0 {
+            return Err(sys::errno()).at(Stage::PivotRoot, 0);
+        }
+        // The old root now sits on top of the new one: stop propagation
+        // to the host, then detach it.
+        mount(null(), dot, null(), libc::MS_SLAVE | libc::MS_REC, null())
+            .at(Stage::PivotRoot, 1)?;
+        // SAFETY: as above.
+        check(unsafe { libc::umount2(dot, libc::MNT_DETACH) }).at(Stage::PivotRoot, 2)?;
+    } else {
+        mount(dot, c"/".as_ptr(), null(), libc::MS_MOVE, null()).at(Stage::Chroot, 0)?;
+        // SAFETY: as above.
+        check(unsafe { libc::chroot(dot) }).at(Stage::Chroot, 1)?;
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::chdir(c"/".as_ptr()) }).at(Stage::PivotRoot, 3)?;
+    if let Some(p) = plan.final_propagation {
+        mount(null(), c"/".as_ptr(), null(), p, null()).at(Stage::RootPropagation, 1)?;
+    }
+    Ok(())
+}
+
+/// Masked and read-only paths, then the read-only root. Runs after
+/// pivot_root, on the container's own paths.
+pub(crate) fn finish(plan: &RootfsPlan) -> Result<(), Fail> {
+    for (i, p) in plan.readonly_paths.iter().enumerate() {
+        readonly_path(p).at(Stage::ReadonlyPath, i as u32)?;
+    }
+    if !plan.masked.is_empty() {
+        mask_paths(plan)?;
+    }
+    if plan.readonly {
+        // SAFETY: an all-zero statvfs is a valid out-buffer.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: "/" is NUL-terminated, st a valid out-pointer.
+        unsafe { libc::statvfs(c"/".as_ptr(), &mut st) };
+        let mut fl = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+        for (s, m) in [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        ] {
+            if st.f_flag & s != 0 {
+                fl |= m;
+            }
+        }
+        mount(null(), c"/".as_ptr(), null(), fl, null()).at(Stage::ReadonlyRoot, 0)?;
+    }
+    Ok(())
+}
+
+fn readonly_path(p: &CStr) -> Result<(), Errno> {
+    match mount(
+        p.as_ptr(),
+        p.as_ptr(),
+        null(),
+        libc::MS_BIND | libc::MS_REC,
+        null(),
+    ) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => r?,
+    }
+    // SAFETY: p is NUL-terminated.
+    let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    let fl = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | locked_flags(fd);
+    close(fd);
+    mount(null(), p.as_ptr(), null(), fl, null())
+}
+
+/// Binds a verified /dev/null over masked files and an empty read-only
+/// tmpfs over masked directories. /dev/null is opened once and checked to
+/// be the real character device 1:3 (a symlink or another file planted
+/// there must not be what gets bound: CVE-2025-31133); the bind is made
+/// from that fd with open_tree(2)/move_mount(2), so the path is not
+/// looked up again.
+fn mask_paths(plan: &RootfsPlan) -> Result<(), Fail> {
+    // SAFETY: constant path.
+    let null_fd = check(unsafe {
+        libc::open(
+            c"/dev/null".as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })
+    .at(Stage::MaskedPath, u32::MAX)?;
+    // SAFETY: all-zero stat is a valid out-buffer; null_fd is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::fstat(null_fd, &mut st) } == 0
+        && st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && st.st_rdev == libc::makedev(1, 3);
+    if !ok {
+        close(null_fd);
+        return Err(libc::EPERM).at(Stage::MaskedPath, u32::MAX);
+    }
+    let mut res = Ok(());
+    for (i, p) in plan.masked.iter().enumerate() {
+        if let Err(e) = mask_one(p, null_fd) {
+            res = Err(e).at(Stage::MaskedPath, i as u32);
+            break;
+        }
+    }
+    close(null_fd);
+    res
+}
+
+fn mask_one(p: &CStr, null_fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: all-zero stat is a valid out-buffer; p NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    match check(unsafe { libc::stat(p.as_ptr(), &mut st) }) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => r?,
+    };
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return mount(
+            c"tmpfs".as_ptr(),
+            p.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_RDONLY,
+            null(),
+        );
+    }
+    // SAFETY: plain syscalls on valid fds and NUL-terminated strings.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            null_fd,
+            c"".as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32,
+        )
+    };
+    if tree < 0 {
+        return Err(sys::errno());
+    }
+    let tree = tree as RawFd;
+    // SAFETY: as above.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    let r = if r < 0 { Err(sys::errno()) } else { Ok(()) };
+    close(tree);
+    r
+}

@@ -1,0 +1,366 @@
+//! Loading and validating a bundle's `config.json`.
+//!
+//! The spec types are `oci-spec`'s; this module adds what runc checks
+//! before it starts anything, with errors that name the offending field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// Why a bundle's configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// config.json could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// config.json is not valid JSON or does not match the spec's schema.
+    #[error("{path}: field {field}: {msg}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The JSON path of the offending field, e.g. `linux.namespaces[2].type`.
+        field: String,
+        /// What the parser said.
+        msg: String,
+    },
+    /// A field has a value the runtime refuses.
+    #[error("config.json: {field}: {reason}")]
+    Invalid {
+        /// The offending field, e.g. `mounts[3].destination`.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// `root.path` does not exist or is not a directory.
+    #[error("config.json: root.path: rootfs {0} does not exist or is not a directory")]
+    RootfsMissing(PathBuf),
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A validated bundle: its absolute path, its spec and its absolute rootfs.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub path: PathBuf,
+    /// The parsed configuration.
+    pub spec: Spec,
+    /// Absolute, canonical path of the root filesystem.
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    /// Loads and validates `<dir>/config.json`.
+    ///
+    /// # Errors
+    /// [`SpecError`] naming the file, field or path at fault.
+    pub fn load(dir: &Path) -> Result<Bundle, SpecError> {
+        let path = std::path::absolute(dir).map_err(|source| SpecError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let cfg = path.join("config.json");
+        let data = std::fs::read(&cfg).map_err(|source| SpecError::Read {
+            path: cfg.clone(),
+            source,
+        })?;
+        let spec = parse(&data).map_err(|(field, msg)| SpecError::Parse {
+            path: cfg.clone(),
+            field,
+            msg,
+        })?;
+        validate(&spec)?;
+        let root = spec.root().as_ref().expect("validated");
+        let rootfs = path.join(root.path());
+        let rootfs = match std::fs::canonicalize(&rootfs) {
+            Ok(p) if p.is_dir() => p,
+            _ => return Err(SpecError::RootfsMissing(rootfs)),
+        };
+        Ok(Bundle { path, spec, rootfs })
+    }
+}
+
+/// Parses config.json text, reporting the JSON path of a bad field.
+pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." {
+            "(document)".into()
+        } else {
+            field
+        };
+        (field, e.into_inner().to_string())
+    })
+}
+
+/// Sysctls that runc lets a container set, and the namespace each needs.
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// Checks what the spec and runc require beyond the schema.
+///
+/// # Errors
+/// [`SpecError::Invalid`] naming the first offending field.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let v = spec.version();
+    if v.is_empty() {
+        return Err(invalid("ociVersion", "must be set"));
+    }
+    if !v.starts_with("1.") {
+        return Err(invalid(
+            "ociVersion",
+            format!("{v:?} is not supported (rcrun supports 1.x)"),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "must be set"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(invalid("root.path", "must not be empty"));
+    }
+    if let Some(p) = spec.process() {
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(invalid("process.args", "must name a program"));
+        }
+        if !p.cwd().is_absolute() {
+            return Err(invalid(
+                "process.cwd",
+                format!("{} is not an absolute path", p.cwd().display()),
+            ));
+        }
+    } else {
+        return Err(invalid("process", "must be set"));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(invalid(
+                format!("mounts[{i}].destination"),
+                format!("{} is not an absolute path", m.destination().display()),
+            ));
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "must be set on Linux"))?;
+    let mut seen = HashSet::new();
+    let nss = linux.namespaces().as_deref().unwrap_or_default();
+    for (i, ns) in nss.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}].type"),
+                format!("namespace {} is listed twice", ns.typ()),
+            ));
+        }
+    }
+    let has_new = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_new(LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "hostname",
+            "cannot set a hostname without a UTS namespace",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_new(LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "domainname",
+            "cannot set a domainname without a UTS namespace",
+        ));
+    }
+    let userns = nss
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if userns && !maps {
+        return Err(invalid(
+            "linux.uidMappings",
+            "a new user namespace needs uidMappings and gidMappings",
+        ));
+    }
+    if !has_new(LinuxNamespaceType::User)
+        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+    {
+        return Err(invalid(
+            "linux.uidMappings",
+            "id mappings are set but there is no user namespace",
+        ));
+    }
+    if let Some(off) = linux.time_offsets() {
+        if !off.is_empty() && !has_new(LinuxNamespaceType::Time) {
+            return Err(invalid(
+                "linux.timeOffsets",
+                "time offsets need a time namespace",
+            ));
+        }
+    }
+    for (key, _) in linux.sysctl().iter().flatten() {
+        match sysctl_namespace(key) {
+            None => {
+                return Err(invalid(
+                    format!("linux.sysctl.{key}"),
+                    "is not namespaced and cannot be set in a container",
+                ))
+            }
+            Some(t) if !has_new(t) => {
+                return Err(invalid(
+                    format!("linux.sysctl.{key}"),
+                    format!("needs a {t} namespace, which the container does not have"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The configuration `rcrun spec` writes: runc's default (a shell on a
+/// terminal in new pid, network, ipc, uts, mount and cgroup namespaces,
+/// the usual mounts, masked paths and a small capability set), or its
+/// rootless variant mapping the calling user to root.
+pub fn default_spec(rootless: bool) -> Spec {
+    let mut spec = if rootless {
+        Spec::rootless(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    } else {
+        Spec::default()
+    };
+    spec.set_hostname(Some("rcrun".into()));
+    if let Some(p) = spec.process_mut() {
+        p.set_terminal(Some(true));
+    }
+    spec.set_version(oci_spec::runtime::VERSION.to_string());
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<(), String> {
+        let spec = parse(v.to_string().as_bytes()).map_err(|(f, m)| format!("{f}: {m}"))?;
+        validate(&spec).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_config_is_valid() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn unknown_namespace_names_the_field() {
+        let mut v = base();
+        v["linux"]["namespaces"][1]["type"] = "bogus".into();
+        let e = check(v).unwrap_err();
+        assert!(e.starts_with("linux.namespaces[1].type"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn malformed_json_is_reported() {
+        let e = parse(b"{\"ociVersion\": ").unwrap_err();
+        assert!(e.1.contains("EOF"), "{e:?}");
+    }
+
+    #[test]
+    fn duplicate_namespace_refused() {
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "pid"}]);
+        assert!(check(v).unwrap_err().contains("listed twice"));
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let mut v = base();
+        v["hostname"] = "x".into();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+        assert!(check(v).unwrap_err().contains("hostname"));
+    }
+
+    #[test]
+    fn relative_mount_destination_refused() {
+        let mut v = base();
+        v["mounts"] =
+            serde_json::json!([{"destination": "proc", "type": "proc", "source": "proc"}]);
+        assert!(check(v).unwrap_err().contains("mounts[0].destination"));
+    }
+
+    #[test]
+    fn empty_args_refused() {
+        let mut v = base();
+        v["process"]["args"] = serde_json::json!([]);
+        assert!(check(v).unwrap_err().contains("process.args"));
+    }
+
+    #[test]
+    fn userns_needs_mappings() {
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "user"}]);
+        assert!(check(v).unwrap_err().contains("uidMappings"));
+    }
+
+    #[test]
+    fn sysctl_rules() {
+        let mut v = base();
+        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        assert!(check(v.clone()).unwrap_err().contains("net namespace"));
+        v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"});
+        assert!(check(v.clone()).unwrap_err().contains("not namespaced"));
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.shmmax": "1"});
+        assert!(check(v.clone()).unwrap_err().contains("ipc namespace"));
+    }
+
+    #[test]
+    fn wrong_major_version_refused() {
+        let mut v = base();
+        v["ociVersion"] = "2.0.0".into();
+        assert!(check(v).unwrap_err().contains("ociVersion"));
+    }
+}

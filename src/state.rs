@@ -1,0 +1,102 @@
+//! Container status and the state record, as runc reports them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The lifecycle status of a container (runtime.md, plus runc's `paused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// `create` is in progress.
+    Creating,
+    /// Created; the user process waits for `start`.
+    Created,
+    /// The user process runs.
+    Running,
+    /// The container's processes are frozen.
+    Paused,
+    /// The container process has exited.
+    Stopped,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// The state of a container, serialized exactly as `runc state` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// The OCI runtime spec version of the bundle.
+    pub oci_version: String,
+    /// The container id.
+    pub id: String,
+    /// Host pid of the container's init process; 0 once stopped.
+    pub pid: i32,
+    /// Current status.
+    pub status: Status,
+    /// Absolute path of the bundle.
+    pub bundle: PathBuf,
+    /// Absolute path of the root filesystem.
+    pub rootfs: PathBuf,
+    /// Creation time, RFC 3339 with nanoseconds.
+    pub created: String,
+    /// Name of the user that created the container.
+    pub owner: String,
+    /// The bundle's annotations.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+impl State {
+    /// The OCI `state` object that hooks receive on stdin.
+    pub fn to_oci(&self) -> oci_spec::runtime::State {
+        use oci_spec::runtime::ContainerState as C;
+        let mut s = oci_spec::runtime::State::default();
+        s.set_version(self.oci_version.clone());
+        s.set_id(self.id.clone());
+        s.set_status(match self.status {
+            Status::Creating => C::Creating,
+            Status::Created => C::Created,
+            Status::Running | Status::Paused => C::Running,
+            Status::Stopped => C::Stopped,
+        });
+        if self.pid > 0 {
+            s.set_pid(Some(self.pid));
+        }
+        s.set_bundle(self.bundle.clone());
+        if !self.annotations.is_empty() {
+            s.set_annotations(Some(self.annotations.clone()));
+        }
+        s
+    }
+}
+
+/// What rcrun persists per container: the public state plus what later
+/// operations need (hooks to run at start and delete, cgroup paths, and
+/// the init's start time to tell it from a recycled pid).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The public part.
+    #[serde(flatten)]
+    pub state: State,
+    /// Start time of the init process (field 22 of /proc/PID/stat).
+    pub init_start_time: u64,
+    /// The cgroup directories of the container.
+    #[serde(default)]
+    pub cgroup: crate::cgroups::CgroupSet,
+    /// Hooks still to run (poststart, poststop).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
