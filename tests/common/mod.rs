@@ -1,0 +1,270 @@
+//! Test harness: real containers on the busybox rootfs.
+//!
+//! Every container gets its own state root, bundle directory, id and
+//! absolute cgroupsPath; dropping a [`Ct`] deletes the container (with
+//! --force), removes its cgroup directories and its temporary files, so
+//! nothing is left behind even when the test fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+pub const RCRUN: &str = env!("CARGO_BIN_EXE_rcrun");
+
+/// The shared busybox rootfs, built once by rootfs/build-busybox.sh.
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-bundle");
+        let st = Command::new("sh")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs/build-busybox.sh"))
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run rootfs/build-busybox.sh");
+        assert!(st.success(), "building the busybox rootfs failed");
+        dir.join("rootfs")
+    })
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A container under test.
+pub struct Ct {
+    pub id: String,
+    pub dir: tempfile::TempDir,
+    pub cfg: Value,
+    pub cgroup: String,
+}
+
+pub fn base_config(rootfs: &Path, cgroup: &str, script: &str) -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": rootfs},
+        "hostname": "rcrun-test",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", script],
+            "env": ["PATH=/bin:/sbin:/usr/bin", "TERM=xterm"],
+            "cwd": "/",
+        },
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("/{cgroup}"),
+        }
+    })
+}
+
+impl Ct {
+    /// A container running `sh -c script`.
+    pub fn new(script: &str) -> Ct {
+        let id = unique("t");
+        let cgroup = format!("rcrun-test-{id}");
+        let dir = tempfile::Builder::new()
+            .prefix("rcrun-test.")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir(dir.path().join("bundle")).unwrap();
+        let cfg = base_config(rootfs(), &cgroup, script);
+        Ct {
+            id,
+            dir,
+            cfg,
+            cgroup,
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write_config(&self) {
+        std::fs::write(
+            self.bundle().join("config.json"),
+            serde_json::to_vec_pretty(&self.cfg).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `rcrun --root <ours> ARGS...`
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(RCRUN);
+        c.arg("--root").arg(self.root()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs rcrun to completion. Its output goes through files, not pipes:
+    /// a created container's init inherits stdout and stderr and keeps
+    /// them open, so waiting for EOF on a pipe would wait for the container.
+    pub fn rcrun(&self, args: &[&str]) -> Output {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let (o, e) = (
+            self.path(&format!(".out{n}")),
+            self.path(&format!(".err{n}")),
+        );
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .expect("spawn rcrun");
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    /// `rcrun run` in the foreground; returns its output.
+    pub fn run(&self) -> Output {
+        self.write_config();
+        let b = self.bundle();
+        self.rcrun(&["run", "--bundle", b.to_str().unwrap(), &self.id])
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn run_ok(&self) -> String {
+        let o = self.run();
+        assert_ok(&o);
+        stdout(&o)
+    }
+
+    pub fn create(&self, extra: &[&str]) -> Output {
+        self.write_config();
+        let b = self.bundle();
+        let mut args = vec!["create", "--bundle", b.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.rcrun(&args)
+    }
+
+    pub fn state(&self) -> Value {
+        let o = self.rcrun(&["state", &self.id]);
+        assert_ok(&o);
+        serde_json::from_slice(&o.stdout).expect("state is JSON")
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    /// Cgroup directories of this container on the host.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = e.path().join(&self.cgroup);
+            if p.exists() {
+                v.push(p);
+            }
+        }
+        let p = Path::new("/sys/fs/cgroup").join(&self.cgroup);
+        if p.exists() && !v.contains(&p) {
+            v.push(p);
+        }
+        v
+    }
+
+    /// Waits (bounded) until the container's status is `want`.
+    pub fn wait_status(&self, want: &str) {
+        for _ in 0..500 {
+            if self.status() == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "container {} never became {want}: {}",
+            self.id,
+            self.status()
+        );
+    }
+}
+
+impl Drop for Ct {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["delete", "--force", &self.id])
+            .stderr(Stdio::null())
+            .status();
+        for d in self.cgroup_dirs() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "rcrun failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Asserts failure with exactly one line on stderr that contains `needle`.
+#[track_caller]
+pub fn assert_err(o: &Output, needle: &str) {
+    let e = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stdout: {}",
+        stdout(o)
+    );
+    assert!(
+        e.contains(needle),
+        "stderr {e:?} does not mention {needle:?}"
+    );
+    assert_eq!(
+        e.trim_end().lines().count(),
+        1,
+        "stderr is not one line: {e:?}"
+    );
+}
+
+/// The inode of a namespace of the current (host) process.
+pub fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}

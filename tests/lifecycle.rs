@@ -1,0 +1,250 @@
+//! create/start/state/kill/delete/list/run as runc does them.
+
+mod common;
+use common::*;
+
+#[test]
+fn run_prints_from_inside_and_cleans_up() {
+    let c = Ct::new("echo hello from $(hostname)");
+    let out = c.run_ok();
+    assert_eq!(out.trim(), "hello from rcrun-test");
+    // run deletes the container: no state, no cgroup.
+    assert!(!c.root().join(&c.id).exists());
+    assert!(c.cgroup_dirs().is_empty(), "{:?}", c.cgroup_dirs());
+}
+
+#[test]
+fn run_returns_exit_status_and_128_plus_signal() {
+    let c = Ct::new("exit 3");
+    assert_eq!(c.run().status.code(), Some(3));
+    // The init of a pid namespace cannot SIGKILL itself: share the host's.
+    let mut c = Ct::new("kill -9 $$");
+    c.cfg["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "uts"}]);
+    assert_eq!(c.run().status.code(), Some(137));
+}
+
+#[test]
+fn lifecycle_statuses_follow_runtime_md() {
+    let c = Ct::new("read x < /dev/null; sleep 100");
+    let pidfile = c.path("init.pid");
+    let o = c.create(&["--pid-file", pidfile.to_str().unwrap()]);
+    assert_ok(&o);
+    let st = c.state();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], c.id.as_str());
+    assert_eq!(st["bundle"], c.bundle().to_str().unwrap());
+    assert_eq!(st["rootfs"], rootfs().to_str().unwrap());
+    assert_eq!(st["owner"], "root");
+    assert!(st["created"].as_str().unwrap().ends_with('Z'));
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    // The pid file holds the init's pid, without a newline (runc).
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    // The init waits in the container: its cgroup holds it.
+    assert!(!c.cgroup_dirs().is_empty());
+    // Starting twice is an error; so is deleting a running container.
+    assert_ok(&c.rcrun(&["start", &c.id]));
+    assert_eq!(c.status(), "running");
+    assert_err(&c.rcrun(&["start", &c.id]), "is running: cannot start");
+    assert_err(&c.rcrun(&["delete", &c.id]), "use --force");
+    assert_ok(&c.rcrun(&["kill", &c.id, "KILL"]));
+    c.wait_status("stopped");
+    assert_eq!(c.state()["pid"], 0);
+    assert_err(&c.rcrun(&["kill", &c.id]), "is stopped: cannot kill");
+    assert_ok(&c.rcrun(&["delete", &c.id]));
+    assert!(c.cgroup_dirs().is_empty());
+    assert_err(&c.rcrun(&["state", &c.id]), "does not exist");
+}
+
+#[test]
+fn delete_of_created_container_kills_its_init() {
+    let c = Ct::new("true");
+    assert_ok(&c.create(&[]));
+    let pid = c.state()["pid"].as_i64().unwrap();
+    assert_ok(&c.rcrun(&["delete", &c.id]));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/exe")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+    );
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn kill_accepts_names_and_numbers_and_all() {
+    let c = Ct::new("trap 'echo got-usr1 > /tmp/x' USR1; sleep 100 & wait; sleep 100 & wait");
+    assert_ok(&c.create(&[]));
+    assert_ok(&c.rcrun(&["start", &c.id]));
+    assert_ok(&c.rcrun(&["kill", &c.id, "SIGUSR1"]));
+    assert_ok(&c.rcrun(&["kill", &c.id, "10"]));
+    assert_eq!(c.status(), "running");
+    assert_err(&c.rcrun(&["kill", &c.id, "SIGNOPE"]), "invalid signal");
+    assert_ok(&c.rcrun(&["kill", "--all", &c.id, "KILL"]));
+    c.wait_status("stopped");
+    assert_ok(&c.rcrun(&["delete", &c.id]));
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    let c = Ct::new("sleep 100");
+    assert_ok(&c.create(&[]));
+    assert_ok(&c.rcrun(&["start", &c.id]));
+    let pid = c.state()["pid"].as_i64().unwrap();
+    assert_ok(&c.rcrun(&["delete", "--force", &c.id]));
+    assert!(c.cgroup_dirs().is_empty());
+    assert!(!c.root().join(&c.id).exists());
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        st.is_empty() || st.contains(") Z "),
+        "init still alive: {st}"
+    );
+    // Forcing the delete of a container that is gone is not an error.
+    assert_ok(&c.rcrun(&["delete", "--force", &c.id]));
+}
+
+#[test]
+fn duplicate_and_invalid_ids_are_refused() {
+    let c = Ct::new("sleep 100");
+    assert_ok(&c.create(&[]));
+    assert_err(&c.create(&[]), "already exists");
+    for bad in ["../x", "a/b", ".."] {
+        let b = c.bundle();
+        assert_err(
+            &c.rcrun(&["create", "-b", b.to_str().unwrap(), bad]),
+            "invalid container id",
+        );
+    }
+    let b = c.bundle();
+    assert_err(
+        &c.rcrun(&["create", "-b", b.to_str().unwrap(), ""]),
+        "invalid container id",
+    );
+}
+
+#[test]
+fn list_formats() {
+    let c = Ct::new("sleep 100");
+    assert_ok(&c.create(&[]));
+    let q = stdout(&c.rcrun(&["list", "-q"]));
+    assert_eq!(q.trim(), c.id);
+    let j: serde_json::Value =
+        serde_json::from_slice(&c.rcrun(&["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(j[0]["id"], c.id.as_str());
+    assert_eq!(j[0]["status"], "created");
+    let t = stdout(&c.rcrun(&["list"]));
+    assert!(t.starts_with("ID "), "{t}");
+    assert!(t.lines().nth(1).unwrap().contains("created"), "{t}");
+}
+
+#[test]
+fn run_detached_and_keep() {
+    let c = Ct::new("sleep 100");
+    c.write_config();
+    let b = c.bundle();
+    assert_ok(&c.rcrun(&["run", "-d", "-b", b.to_str().unwrap(), &c.id]));
+    assert_eq!(c.status(), "running");
+    assert_ok(&c.rcrun(&["delete", "-f", &c.id]));
+
+    let c = Ct::new("exit 0");
+    c.write_config();
+    let b = c.bundle();
+    assert_ok(&c.rcrun(&["run", "--keep", "-b", b.to_str().unwrap(), &c.id]));
+    assert_eq!(c.status(), "stopped");
+}
+
+#[test]
+fn run_forwards_signals() {
+    let c = Ct::new("trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    c.write_config();
+    let b = c.bundle();
+    let mut child = c
+        .cmd(&["run", "-b", b.to_str().unwrap(), &c.id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut r, &mut rest).unwrap();
+    assert_eq!(rest.trim(), "term");
+    assert_eq!(st.code(), Some(7));
+}
+
+#[test]
+fn spec_writes_a_runc_like_default() {
+    let d = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(RCRUN)
+        .args(["spec", "-b", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["process"]["args"][0], "sh");
+    assert_eq!(v["process"]["terminal"], true);
+    assert_eq!(v["root"]["path"], "rootfs");
+    let o = std::process::Command::new(RCRUN)
+        .args(["spec", "-b", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_err(&o, "exists");
+    let d = tempfile::tempdir().unwrap();
+    assert_ok(
+        &std::process::Command::new(RCRUN)
+            .args(["spec", "--rootless", "-b", d.path().to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    assert!(v["linux"]["uidMappings"].is_array());
+}
+
+#[test]
+fn features_tells_the_truth() {
+    let o = std::process::Command::new(RCRUN)
+        .arg("features")
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ociVersionMin"], "1.0.0");
+    assert!(v["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "createContainer"));
+    assert_eq!(v["linux"]["seccomp"]["enabled"], false);
+    assert!(v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "time"));
+}
+
+#[test]
+fn json_log_records_the_error() {
+    let c = Ct::new("true");
+    let log = c.path("log.json");
+    let o = c.rcrun(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
+    assert!(!o.status.success());
+    let line = std::fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("nope does not exist"));
+    assert!(v["time"].is_string());
+}
