@@ -30,6 +30,12 @@ pub(crate) struct NamespacePlan {
     pub fork: bool,
     /// A new user namespace (the runtime writes its id maps).
     pub new_user: bool,
+    /// A user namespace joined by path.
+    pub joins_user: bool,
+    /// A new cgroup namespace, unshared only once the runtime has moved
+    /// the init into its cgroup (the namespace's root is the cgroup at
+    /// the time of unsharing).
+    pub new_cgroup: bool,
     /// Every namespace the container gets that is new.
     pub new: c_int,
 }
@@ -56,6 +62,7 @@ impl NamespacePlan {
                     }
                     let fd = OwnedFd::from(f);
                     if ns.typ() == LinuxNamespaceType::User {
+                        plan.joins_user = true;
                         plan.joins.insert(0, (fd, flag));
                     } else {
                         plan.joins.push((fd, flag));
@@ -71,11 +78,13 @@ impl NamespacePlan {
             });
         }
         plan.new_user = plan.new & libc::CLONE_NEWUSER != 0;
+        plan.new_cgroup = plan.new & libc::CLONE_NEWCGROUP != 0;
+        let early = plan.new & !libc::CLONE_NEWCGROUP;
         let new_time = plan.new & libc::CLONE_NEWTIME != 0;
         if plan.joins.is_empty() && !new_time {
-            plan.clone_flags = plan.new;
+            plan.clone_flags = early;
         } else {
-            plan.unshare_flags = plan.new;
+            plan.unshare_flags = early;
             plan.fork = joined_pid || new_time || plan.new & libc::CLONE_NEWPID != 0;
         }
         Ok(plan)

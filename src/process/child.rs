@@ -165,6 +165,24 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         }
         wait_go(p)?;
     }
+    if p.ns.new_user || p.ns.joins_user {
+        // Become the namespace's root: until now our ids are the host's,
+        // which the new namespace does not map (files we create would get
+        // EOVERFLOW). Raw syscalls, see set_user.
+        // SAFETY: plain syscalls with integer arguments.
+        unsafe {
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0 {
+                return Err(sys::errno()).at(Stage::Setgid, 0);
+            }
+            if libc::syscall(libc::SYS_setresuid, 0, 0, 0) < 0 {
+                return Err(sys::errno()).at(Stage::Setuid, 0);
+            }
+        }
+    }
+    if p.ns.new_cgroup {
+        // SAFETY: plain syscall.
+        check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }).at(Stage::Unshare, 1)?;
+    }
     if p.process.terminal {
         // SAFETY: plain syscall.
         check(unsafe { libc::setsid() }).at(Stage::Console, 0)?;
