@@ -310,17 +310,32 @@ pub(crate) fn enter(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
     check(unsafe { libc::fchdir(root) }).at(Stage::PivotRoot, 0)?;
     let dot = c".".as_ptr();
     if plan.pivot {
+        // SAFETY: constant path.
+        let old_root = check(unsafe {
+            libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+        .at(Stage::PivotRoot, 0)?;
         // SAFETY: plain syscall on NUL-terminated strings.
         let r = unsafe { libc::syscall(libc::SYS_pivot_root, dot, dot) };
-        if r < 0 {
-            return Err(sys::errno()).at(Stage::PivotRoot, 0);
-        }
-        // The old root now sits on top of the new one: stop propagation
-        // to the host, then detach it.
-        mount(null(), dot, null(), libc::MS_SLAVE | libc::MS_REC, null())
-            .at(Stage::PivotRoot, 1)?;
-        // SAFETY: as above.
-        check(unsafe { libc::umount2(dot, libc::MNT_DETACH) }).at(Stage::PivotRoot, 2)?;
+        let r = if r < 0 { Err(sys::errno()) } else { Ok(()) };
+        // The old root now sits on top of the new one. Step onto it (the
+        // kernel does not promise what "." is after pivot_root), stop its
+        // propagation to the host, then detach it.
+        let r = r
+            .and_then(|_| {
+                // SAFETY: old_root is a valid directory fd.
+                check(unsafe { libc::fchdir(old_root) }).map(drop)
+            })
+            .and_then(|_| mount(null(), dot, null(), libc::MS_SLAVE | libc::MS_REC, null()))
+            .and_then(|_| {
+                // SAFETY: as above.
+                check(unsafe { libc::umount2(dot, libc::MNT_DETACH) }).map(drop)
+            });
+        close(old_root);
+        r.at(Stage::PivotRoot, 1)?;
     } else {
         mount(dot, c"/".as_ptr(), null(), libc::MS_MOVE, null()).at(Stage::Chroot, 0)?;
         // SAFETY: as above.

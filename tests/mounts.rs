@@ -1,0 +1,237 @@
+//! Root filesystem and mounts observed from inside the container.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn mounts_line(out: &str, dest: &str) -> String {
+    out.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(dest))
+        .unwrap_or_else(|| panic!("{dest} not mounted:\n{out}"))
+        .to_string()
+}
+
+#[test]
+fn configured_mounts_with_their_options() {
+    let c = Ct::new("cat /proc/mounts");
+    let out = c.run_ok();
+    let dev = mounts_line(&out, "/dev");
+    assert!(dev.starts_with("tmpfs /dev tmpfs rw,nosuid"), "{dev}");
+    assert!(
+        dev.contains("size=65536k") && dev.contains("mode=755"),
+        "{dev}"
+    );
+    let pts = mounts_line(&out, "/dev/pts");
+    assert!(
+        pts.contains("devpts") && pts.contains("noexec") && pts.contains("ptmxmode=666"),
+        "{pts}"
+    );
+    let sys = mounts_line(&out, "/sys");
+    assert!(sys.contains("sysfs ro,nosuid,nodev,noexec"), "{sys}");
+    assert!(mounts_line(&out, "/proc").contains("proc"));
+}
+
+#[test]
+fn bind_mounts_and_read_only_binds() {
+    let mut c = Ct::new("cat /data/hello; echo x > /data/new && echo writable; echo y > /ro/new 2>/dev/null || echo ro-refused; cat /etc/one");
+    let data = c.path("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("hello"), "hi from host\n").unwrap();
+    let file = c.path("file");
+    std::fs::write(&file, "single file\n").unwrap();
+    let mounts = c.cfg["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}),
+    );
+    mounts.push(json!({"destination": "/ro", "type": "bind", "source": data, "options": ["bind", "ro", "nosuid"]}));
+    mounts.push(json!({"destination": "/etc/one", "type": "bind", "source": file, "options": ["bind", "ro"]}));
+    let out = c.run_ok();
+    assert_eq!(out, "hi from host\nwritable\nro-refused\nsingle file\n");
+    assert_eq!(std::fs::read_to_string(data.join("new")).unwrap(), "x\n");
+}
+
+#[test]
+fn relative_bind_source_is_relative_to_the_bundle() {
+    let mut c = Ct::new("cat /mnt/f");
+    std::fs::create_dir(c.bundle().join("shared")).unwrap();
+    std::fs::write(c.bundle().join("shared/f"), "bundle-relative\n").unwrap();
+    c.cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/mnt", "source": "shared", "options": ["bind"]}));
+    assert_eq!(c.run_ok(), "bundle-relative\n");
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let mut c = Ct::new(
+        "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo ro; \
+         umount /proc/timer_list 2>/dev/null && echo unmasked || echo still-masked; grep -c ' /proc/sys ' /proc/mounts",
+    );
+    c.cfg["linux"]["maskedPaths"] = json!(["/proc/timer_list", "/sys/firmware", "/does/not/exist"]);
+    c.cfg["linux"]["readonlyPaths"] = json!(["/proc/sys", "/does/not/exist/either"]);
+    // No CAP_SYS_ADMIN: the masks cannot be undone from inside.
+    c.cfg["process"]["capabilities"] =
+        json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]});
+    let out = c.run_ok();
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0].trim(), "0", "{out}");
+    assert_eq!(l[1].trim(), "0", "{out}");
+    assert_eq!(l[2], "ro", "{out}");
+    assert_eq!(l[3], "still-masked", "{out}");
+    assert_eq!(l[4], "1", "{out}");
+}
+
+#[test]
+fn readonly_root() {
+    let mut c =
+        Ct::new("touch /newfile 2>/dev/null && echo rw || echo ro; touch /tmp/ok && echo tmp-rw");
+    c.cfg["root"]["readonly"] = json!(true);
+    assert_eq!(c.run_ok(), "ro\ntmp-rw\n");
+}
+
+#[test]
+fn default_devices_and_dev_symlinks() {
+    let c = Ct::new(
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; \
+         for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done; test -d /dev/shm && echo shm; \
+         head -c 4 /dev/zero | wc -c; echo hi > /dev/null && echo null-ok",
+    );
+    let out = c.run_ok();
+    for want in [
+        "/dev/null character special file 1:3 666",
+        "/dev/zero character special file 1:5 666",
+        "/dev/full character special file 1:7 666",
+        "/dev/random character special file 1:8 666",
+        "/dev/urandom character special file 1:9 666",
+        "/dev/tty character special file 5:0 666",
+        "pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\nshm\n4\nnull-ok",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn linux_devices_are_created() {
+    let mut c = Ct::new("stat -c '%n %F %t:%T %a %u:%g' /dev/mydev /dev/sub/blk /dev/fifo0");
+    c.cfg["linux"]["devices"] = json!([
+        {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5, "fileMode": 432, "uid": 1000, "gid": 1000},
+        {"path": "/dev/sub/blk", "type": "b", "major": 7, "minor": 0, "fileMode": 384},
+        {"path": "/dev/fifo0", "type": "p"}
+    ]);
+    let out = c.run_ok();
+    assert!(
+        out.contains("/dev/mydev character special file 1:5 660 1000:1000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/dev/sub/blk block special file 7:0 600 0:0"),
+        "{out}"
+    );
+    assert!(out.contains("/dev/fifo0 fifo 0:0 666"), "{out}");
+}
+
+#[test]
+fn mount_destination_symlinks_cannot_escape_the_rootfs() {
+    // In a private copy of the rootfs, /escape points at a host directory
+    // by absolute path and /up climbs out with "..": mounts through them
+    // must land inside the rootfs, never on the host.
+    let mut c = Ct::new("test -d /escape/landed && test -d /up/landed2 && echo inside");
+    let root = c.path("rootfs");
+    let st = std::process::Command::new("cp")
+        .args(["-a", rootfs().to_str().unwrap(), root.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let host_target = c.path("host-target");
+    std::fs::create_dir(&host_target).unwrap();
+    let inside = root.join(host_target.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    std::os::unix::fs::symlink(&host_target, root.join("escape")).unwrap();
+    let up = format!(
+        "{}{}",
+        "../".repeat(20),
+        host_target.strip_prefix("/").unwrap().display()
+    );
+    std::os::unix::fs::symlink(up, root.join("up")).unwrap();
+    c.cfg["root"]["path"] = json!(root);
+    let m = c.cfg["mounts"].as_array_mut().unwrap();
+    m.retain(|m| m["destination"] != "/tmp");
+    m.push(json!({"destination": "/escape/landed", "type": "tmpfs", "source": "tmpfs"}));
+    m.push(json!({"destination": "/up/landed2", "type": "tmpfs", "source": "tmpfs"}));
+    assert_eq!(c.run_ok(), "inside\n");
+    assert_eq!(
+        std::fs::read_dir(&host_target).unwrap().count(),
+        0,
+        "the host directory was touched"
+    );
+    assert!(inside.join("landed").is_dir() && inside.join("landed2").is_dir());
+}
+
+#[test]
+fn dangling_symlink_destination_is_refused() {
+    let mut c = Ct::new("true");
+    let root = c.path("rootfs");
+    let st = std::process::Command::new("cp")
+        .args(["-a", rootfs().to_str().unwrap(), root.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::os::unix::fs::symlink("/nonexistent/dir", root.join("dangling")).unwrap();
+    c.cfg["root"]["path"] = json!(root);
+    c.cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/dangling/x", "type": "tmpfs", "source": "tmpfs"}));
+    assert_err(
+        &c.run(),
+        "mounts[6] /dangling/x: cannot resolve or create the destination",
+    );
+    assert!(!std::path::Path::new("/nonexistent").exists());
+}
+
+#[test]
+fn sysctls_are_written() {
+    let mut c = Ct::new("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni");
+    c.cfg["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
+    assert_eq!(c.run_ok(), "1\n1234\n");
+}
+
+#[test]
+fn no_pivot_uses_chroot() {
+    let c = Ct::new("cat /etc/hostname; ls / | grep -c proc");
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rcrun(&["run", "--no-pivot", "-b", b.to_str().unwrap(), &c.id]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "rcrun-busybox\n1\n");
+}
+
+#[test]
+fn rootfs_propagation_and_mount_propagation_options() {
+    let mut c =
+        Ct::new("awk '$5 == \"/\"' /proc/self/mountinfo; grep ' /shared ' /proc/self/mountinfo");
+    c.cfg["linux"]["rootfsPropagation"] = json!("private");
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/shared", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]}));
+    let out = c.run_ok();
+    let root = out.lines().next().unwrap();
+    assert!(
+        !root.contains("shared:") && !root.contains("master:"),
+        "{root}"
+    );
+    assert!(out.lines().nth(1).unwrap().contains("shared:"), "{out}");
+}
+
+#[test]
+fn cgroup_mount_shows_the_containers_own_cgroup() {
+    let mut c = Ct::new("ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/cgroup.procs | wc -l; touch /sys/fs/cgroup/x 2>/dev/null || echo ro");
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+    let out = c.run_ok();
+    if std::path::Path::new("/sys/fs/cgroup/pids").exists() {
+        assert!(out.contains("pids") && out.contains("memory"), "{out}");
+        // Only the container's own processes (sh, cat, wc).
+        let n: u32 = out.lines().rev().nth(1).unwrap().trim().parse().unwrap();
+        assert!(n <= 3, "{out}");
+    }
+    assert!(out.ends_with("ro\n"), "{out}");
+}
