@@ -340,14 +340,15 @@ impl Runtime {
                 namespaces::id_map(linux.gid_mappings().as_deref().unwrap_or_default()),
             )
         });
-        let state_json = |pid: i32| {
+        let state_json = |pid: i32, status: Status| {
             let mut s = state.clone();
             s.pid = pid;
+            s.status = status;
             serde_json::to_vec(&s.to_oci()).expect("state serializes")
         };
         let hooks = b.spec.hooks().as_ref();
         let runtime_hooks = |pid: i32| -> Result<()> {
-            let st = state_json(pid);
+            let st = state_json(pid, Status::Creating);
             #[allow(deprecated)]
             hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &st)?;
             hooks::run_all(

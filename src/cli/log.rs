@@ -62,7 +62,11 @@ impl Logger {
 
     pub fn line(&self, level: log::Level, msg: &str) {
         let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
-        let lvl = level.as_str().to_ascii_lowercase();
+        // logrus' names, which runc's log readers expect.
+        let lvl = match level {
+            log::Level::Warn => "warning".to_string(),
+            l => l.as_str().to_ascii_lowercase(),
+        };
         if !self.to_file {
             // On a terminal: one plain line.
             let prefix = if level == log::Level::Error {

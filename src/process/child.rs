@@ -84,8 +84,16 @@ fn wait_go(p: &mut ChildPlan) -> Result<(), Fail> {
     }
 }
 
+/// The state for createContainer hooks (`creating`).
 fn state(p: &ChildPlan) -> &[u8] {
-    &p.msg_buf[4..4 + p.state_len]
+    let s = &p.msg_buf[4..4 + p.state_len];
+    s.split(|&b| b == 0).next().unwrap_or_default()
+}
+
+/// The state for startContainer hooks (`created`).
+fn start_state(p: &ChildPlan) -> &[u8] {
+    let s = &p.msg_buf[4..4 + p.state_len];
+    s.split(|&b| b == 0).nth(1).unwrap_or_default()
 }
 
 /// The entry point of the cloned child. Never returns.
@@ -286,7 +294,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         wait_for_start(p.fifo_fd);
     }
     for (i, h) in p.start_container.iter().enumerate() {
-        h.run(state(p))
+        h.run(start_state(p))
             .map_err(|e| hook_fail(Stage::StartContainerHook, i, e))?;
     }
     // Every fd but stdio and the preserved ones closes at exec

@@ -15,8 +15,8 @@ pub(crate) struct Callbacks<'a> {
     pub cgroups: &'a CgroupSet,
     /// uid_map and gid_map contents for a new user namespace.
     pub id_maps: Option<(String, String)>,
-    /// The state JSON for hooks, given the init's pid.
-    pub state: &'a dyn Fn(i32) -> Vec<u8>,
+    /// The state JSON for hooks, given the init's pid and the status.
+    pub state: &'a dyn Fn(i32, crate::Status) -> Vec<u8>,
     /// Runs prestart and createRuntime hooks.
     pub runtime_hooks: &'a dyn Fn(i32) -> Result<(), Error>,
 }
@@ -107,8 +107,8 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
     let min = 3 + plan.process.preserve_fds;
     let theirs = raise_fd(theirs, min)?;
     plan.sync_fd = theirs.as_raw_fd();
-    // Room for the state JSON with any pid.
-    plan.msg_buf = vec![0u8; 4 + (cb.state)(i32::MAX).len() + 64];
+    // Room for the two state documents with any pid.
+    plan.msg_buf = vec![0u8; 4 + state_payload(cb, i32::MAX).len() + 64];
 
     let pid = match sys::fork(plan.ns.clone_flags) {
         Ok(0) => {
@@ -165,14 +165,14 @@ fn drive(
                 let payload = if plan.ns.fork {
                     Vec::new()
                 } else {
-                    (cb.state)(pid)
+                    state_payload(cb, pid)
                 };
                 send_go(fd, &payload)?;
             }
             msg::PID => {
                 *init_pid = m.a;
                 let _ = sys::waitpid(pid);
-                send_go(fd, &(cb.state)(m.a))?;
+                send_go(fd, &state_payload(cb, m.a))?;
             }
             msg::HOOKS => {
                 (cb.runtime_hooks)(*init_pid)?;
@@ -188,6 +188,15 @@ fn drive(
             }
         }
     }
+}
+
+/// The init's copy of the state: as createContainer hooks see it
+/// ("creating"), a NUL, and as startContainer hooks see it ("created").
+fn state_payload(cb: &Callbacks<'_>, pid: i32) -> Vec<u8> {
+    let mut v = (cb.state)(pid, crate::Status::Creating);
+    v.push(0);
+    v.extend_from_slice(&(cb.state)(pid, crate::Status::Created));
+    v
 }
 
 fn errstr(e: i32) -> String {

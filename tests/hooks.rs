@@ -1,0 +1,151 @@
+//! Hooks run at the moments config.md names, with the state on stdin.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+/// A hook script (on the host; the rootfs is mounted there before
+/// pivot_root, so createContainer/startContainer can reach it through
+/// the rootfs's own /bin/sh as well).
+fn hook(c: &Ct, kind: &str, log: &std::path::Path) -> serde_json::Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("s=$(cat); echo \"{kind} $HOOKENV $1 $s\" >> {}", log.display()), "hook", "arg1"],
+        "env": ["HOOKENV=env-ok"],
+    })
+}
+
+#[test]
+fn all_hooks_in_order_with_state_env_and_args() {
+    let mut c = Ct::new("echo user-process >> /hooklog/log");
+    let logdir = c.path("hooklog");
+    std::fs::create_dir(&logdir).unwrap();
+    let host_log = logdir.join("log");
+    // createContainer and startContainer run in the container's mount
+    // namespace: createContainer before pivot_root (the host path still
+    // resolves), startContainer after it (the log is bind-mounted in).
+    c.cfg["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/hooklog", "type": "bind", "source": logdir, "options": ["bind"]}),
+    );
+    let in_ct = std::path::PathBuf::from("/hooklog/log");
+    c.cfg["hooks"] = json!({
+        "prestart": [hook(&c, "prestart", &host_log)],
+        "createRuntime": [hook(&c, "createRuntime", &host_log)],
+        "createContainer": [hook(&c, "createContainer", &host_log)],
+        "startContainer": [hook(&c, "startContainer", &in_ct)],
+        "poststart": [hook(&c, "poststart", &host_log)],
+        "poststop": [hook(&c, "poststop", &host_log)]
+    });
+    assert_ok(&c.create(&[]));
+    let created = std::fs::read_to_string(&host_log).unwrap();
+    let kinds: Vec<&str> = created
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(kinds, ["prestart", "createRuntime", "createContainer"]);
+    assert_ok(&c.rcrun(&["start", &c.id]));
+    c.wait_status("stopped");
+    assert_ok(&c.rcrun(&["delete", &c.id]));
+    let all = std::fs::read_to_string(&host_log).unwrap();
+    let kinds: Vec<&str> = all.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    // poststart runs after the user process started; the user process may
+    // write before or after it.
+    let mut sorted = kinds.clone();
+    sorted.retain(|k| *k != "user-process");
+    assert_eq!(
+        sorted,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{all}"
+    );
+    let sc = kinds.iter().position(|k| *k == "startContainer").unwrap();
+    let up = kinds.iter().position(|k| *k == "user-process").unwrap();
+    assert!(
+        sc < up,
+        "startContainer must run before the user process: {all}"
+    );
+    for line in all.lines().filter(|l| !l.starts_with("user-process")) {
+        let mut parts = line.splitn(4, ' ');
+        let kind = parts.next().unwrap();
+        assert_eq!(parts.next(), Some("env-ok"), "{line}");
+        assert_eq!(parts.next(), Some("arg1"), "{line}");
+        let state: serde_json::Value = serde_json::from_str(parts.next().unwrap()).unwrap();
+        assert_eq!(state["id"], c.id.as_str(), "{line}");
+        assert_eq!(state["bundle"], c.bundle().to_str().unwrap());
+        assert!(state["ociVersion"].is_string());
+        let want = match kind {
+            "prestart" | "createRuntime" | "createContainer" => "creating",
+            "startContainer" => "created",
+            "poststart" => "running",
+            _ => "stopped",
+        };
+        assert_eq!(state["status"], want, "{line}");
+        if kind != "poststop" {
+            assert!(state["pid"].as_i64().unwrap() > 0, "{line}");
+        }
+    }
+}
+
+#[test]
+fn failing_create_runtime_hook_fails_create_and_cleans_up() {
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}]});
+    let o = c.create(&[]);
+    assert_err(
+        &o,
+        "createRuntime hook /bin/sh failed: exit status 3: broken",
+    );
+    assert!(!c.root().join(&c.id).exists());
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn failing_create_container_hook_names_it() {
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] = json!({"createContainer": [{"path": "/bin/true"}, {"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}]});
+    assert_err(&c.create(&[]), "hooks.createContainer[1]: exit status 4");
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn hook_timeout() {
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    let t = std::time::Instant::now();
+    assert_err(
+        &c.create(&[]),
+        "prestart hook /bin/sleep timed out after 1s",
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] =
+        json!({"createContainer": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    assert_err(&c.create(&[]), "hooks.createContainer[0]: timed out");
+}
+
+#[test]
+fn failing_poststart_and_poststop_hooks_only_warn() {
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] = json!({
+        "poststart": [{"path": "/bin/false"}],
+        "poststop": [{"path": "/bin/false"}]
+    });
+    let o = c.run();
+    assert_ok(&o);
+    let e = stderr(&o);
+    assert!(
+        e.contains("warning: poststart hook /bin/false failed"),
+        "{e}"
+    );
+    assert!(
+        e.contains("warning: poststop hook /bin/false failed"),
+        "{e}"
+    );
+}
