@@ -1,0 +1,192 @@
+//! Bad input: one clear line naming what is at fault, a non-zero exit,
+//! and nothing left behind.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+/// Nothing of the container remains: state, cgroup, processes.
+fn assert_clean(c: &Ct) {
+    assert!(
+        !c.root().join(&c.id).exists(),
+        "state directory left behind"
+    );
+    assert!(
+        c.cgroup_dirs().is_empty(),
+        "cgroup left behind: {:?}",
+        c.cgroup_dirs()
+    );
+    let o = c.rcrun(&["list", "-q"]);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn malformed_config_json() {
+    let c = Ct::new("true");
+    std::fs::write(
+        c.bundle().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": ",
+    )
+    .unwrap();
+    let b = c.bundle();
+    let o = c.rcrun(&["create", "-b", b.to_str().unwrap(), &c.id]);
+    assert_err(&o, "config.json: field");
+    assert!(stderr(&o).contains("EOF"));
+    assert_clean(&c);
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let mut c = Ct::new("true");
+    c.cfg["process"]["user"]["uid"] = json!("root");
+    assert_err(&c.create(&[]), "field process.user.uid");
+    assert_clean(&c);
+}
+
+#[test]
+fn missing_config_json() {
+    let c = Ct::new("true");
+    let b = c.bundle();
+    let o = c.rcrun(&["create", "-b", b.to_str().unwrap(), &c.id]);
+    assert_err(&o, "config.json: No such file or directory");
+    assert_clean(&c);
+}
+
+#[test]
+fn missing_rootfs() {
+    let mut c = Ct::new("true");
+    c.cfg["root"]["path"] = json!("/nonexistent/rootfs");
+    assert_err(
+        &c.create(&[]),
+        "root.path: rootfs /nonexistent/rootfs does not exist",
+    );
+    assert_clean(&c);
+}
+
+#[test]
+fn unknown_namespace_type() {
+    let mut c = Ct::new("true");
+    c.cfg["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "bogus"}]);
+    let o = c.create(&[]);
+    assert_err(&o, "field linux.namespaces[1].type");
+    assert!(stderr(&o).contains("bogus"));
+    assert_clean(&c);
+}
+
+#[test]
+fn bad_signal_and_unknown_id() {
+    let c = Ct::new("true");
+    assert_err(
+        &c.rcrun(&["kill", "nope", "SIGWHAT"]),
+        "invalid signal \"SIGWHAT\"",
+    );
+    assert_err(
+        &c.rcrun(&["kill", "nope", "KILL"]),
+        "container nope does not exist",
+    );
+    assert_err(
+        &c.rcrun(&["start", "nope"]),
+        "container nope does not exist",
+    );
+    assert_err(
+        &c.rcrun(&["delete", "nope"]),
+        "container nope does not exist",
+    );
+    assert_err(
+        &c.rcrun(&["state", "nope"]),
+        "container nope does not exist",
+    );
+}
+
+#[test]
+fn failure_inside_the_init_leaves_nothing_behind() {
+    // The mount fails inside the init, after the cgroup, state directory
+    // and namespaces were created.
+    let mut c = Ct::new("true");
+    c.cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}));
+    let before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    assert_err(&c.create(&[]), "mounts[6] /x: mount: No such device");
+    assert_clean(&c);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .count(),
+        before
+    );
+}
+
+#[test]
+fn unsupported_mount_option_and_missing_bind_source() {
+    let mut c = Ct::new("true");
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}));
+    assert_err(
+        &c.create(&[]),
+        "mounts[6].options: \"idmap\" is not supported",
+    );
+    assert_clean(&c);
+    let mut c = Ct::new("true");
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["rbind"]}));
+    assert_err(&c.create(&[]), "mounts[6].source: /no/such/dir");
+    assert_clean(&c);
+}
+
+#[test]
+fn systemd_cgroup_is_a_clear_error() {
+    let c = Ct::new("true");
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rcrun(&[
+        "--systemd-cgroup",
+        "create",
+        "-b",
+        b.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_err(&o, "--systemd-cgroup");
+    assert_clean(&c);
+}
+
+#[test]
+fn help_reads_like_runcs() {
+    let o = std::process::Command::new(RCRUN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let h = stdout(&o);
+    for cmd in [
+        "create",
+        "delete",
+        "features",
+        "kill",
+        "list",
+        "run",
+        "spec",
+        "start",
+        "state",
+        "--root",
+        "--log-format",
+        "--systemd-cgroup",
+    ] {
+        assert!(h.contains(cmd), "--help lacks {cmd}");
+    }
+}
+
+#[test]
+fn library_refuses_unsealed_callers() {
+    // This test process runs from its file on disk, not a sealed memfd.
+    let c = Ct::new("true");
+    c.write_config();
+    let rt = rcrun::Runtime::new(c.root());
+    let e = rt
+        .create(&c.id, &c.bundle(), rcrun::CreateOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("ensure_sealed"), "{e}");
+    assert_clean(&c);
+}
