@@ -1,0 +1,40 @@
+# Sourced by the scripts: installs what building and testing rcrun needs
+# on a Debian 12 machine, as root. Idempotent and quiet when all is there.
+
+die() { echo "$0: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (containers need it)"
+
+# apt_install PKG...: installs the packages that are missing.
+apt_install() {
+    missing=""
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "installing:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >/dev/null
+}
+
+# ensure_rust: a cargo new enough for the crate (rust-version in Cargo.toml).
+ensure_rust() {
+    [ -x "$HOME/.cargo/bin/cargo" ] && PATH="$HOME/.cargo/bin:$PATH"
+    if command -v cargo >/dev/null 2>&1; then
+        v=$(cargo --version | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
+        [ "${v:-0}" -ge 85 ] && return 0
+    fi
+    # Debian 12 ships Rust 1.63, too old for the crate's dependencies.
+    apt_install curl ca-certificates
+    echo "installing the Rust toolchain with rustup" >&2
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+    PATH="$HOME/.cargo/bin:$PATH"
+}
+
+ensure_deps() {
+    apt_install gcc libc6-dev busybox-static
+    ensure_rust
+    export PATH
+}
