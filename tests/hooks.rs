@@ -7,7 +7,7 @@ use serde_json::json;
 /// A hook script (on the host; the rootfs is mounted there before
 /// pivot_root, so createContainer/startContainer can reach it through
 /// the rootfs's own /bin/sh as well).
-fn hook(c: &Ct, kind: &str, log: &std::path::Path) -> serde_json::Value {
+fn hook(kind: &str, log: &std::path::Path) -> serde_json::Value {
     json!({
         "path": "/bin/sh",
         "args": ["sh", "-c", format!("s=$(cat); echo \"{kind} $HOOKENV $1 $s\" >> {}", log.display()), "hook", "arg1"],
@@ -29,12 +29,12 @@ fn all_hooks_in_order_with_state_env_and_args() {
     );
     let in_ct = std::path::PathBuf::from("/hooklog/log");
     c.cfg["hooks"] = json!({
-        "prestart": [hook(&c, "prestart", &host_log)],
-        "createRuntime": [hook(&c, "createRuntime", &host_log)],
-        "createContainer": [hook(&c, "createContainer", &host_log)],
-        "startContainer": [hook(&c, "startContainer", &in_ct)],
-        "poststart": [hook(&c, "poststart", &host_log)],
-        "poststop": [hook(&c, "poststop", &host_log)]
+        "prestart": [hook("prestart", &host_log)],
+        "createRuntime": [hook("createRuntime", &host_log)],
+        "createContainer": [hook("createContainer", &host_log)],
+        "startContainer": [hook("startContainer", &in_ct)],
+        "poststart": [hook("poststart", &host_log)],
+        "poststop": [hook("poststop", &host_log)]
     });
     assert_ok(&c.create(&[]));
     let created = std::fs::read_to_string(&host_log).unwrap();

@@ -453,7 +453,7 @@ fn mask_one(p: &CStr, null_fd: RawFd) -> Result<(), Errno> {
             libc::SYS_open_tree,
             null_fd,
             c"".as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32,
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
         )
     };
     if tree < 0 {
