@@ -242,8 +242,12 @@ impl Runtime {
             ));
         }
         let b = Bundle::load(bundle)?;
-        let proc = b.spec.process().as_ref().expect("validated");
-        let terminal = proc.terminal().unwrap_or(false);
+        let terminal = b
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         if terminal && opts.console_socket.is_none() && opts.console.is_none() {
             return Err(SpecError::Invalid {
                 field: "process.terminal".into(),
@@ -330,6 +334,7 @@ impl Runtime {
             init_start_time: 0,
             cgroup: cg.clone(),
             hooks: b.spec.hooks().clone(),
+            no_process: b.spec.process().is_none(),
         };
         entry.write(&rec)?;
 
@@ -434,6 +439,14 @@ impl Runtime {
             .map_err(|e| Error::io(fifo.display().to_string(), e))?;
         drop(f);
         let _ = fs::remove_file(&fifo);
+        if rec.no_process {
+            // The init was released and exits: nothing is left to run.
+            return Err(SpecError::Invalid {
+                field: "process".into(),
+                reason: "is not set: there is no program to start".into(),
+            }
+            .into());
+        }
         let mut st = rec.state.clone();
         st.status = Status::Running;
         let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
@@ -500,8 +513,9 @@ impl Runtime {
     }
 
     /// Deletes a container: runs poststop hooks and removes its cgroup and
-    /// state. A created container is killed first; a running one only
-    /// with `force` (SIGKILL to every process of its cgroup).
+    /// state. A container that is not stopped is refused (runtime.md: the
+    /// attempt has no effect) unless `force` is set: then every process of
+    /// its cgroup gets SIGKILL first.
     ///
     /// # Errors
     /// [`Error::InvalidStatus`] for a running container without `force`.
@@ -511,8 +525,7 @@ impl Runtime {
         let status = self.status_of(id, &rec);
         match status {
             Status::Stopped => {}
-            Status::Created | Status::Creating => kill_and_wait(&rec)?,
-            Status::Running | Status::Paused if force => kill_and_wait(&rec)?,
+            _ if force => kill_and_wait(&rec)?,
             _ => {
                 return Err(Error::InvalidStatus {
                     id: id.into(),

@@ -150,6 +150,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if root.path().as_os_str().is_empty() {
         return Err(invalid("root.path", "must not be empty"));
     }
+    // `process` may be absent at create; `start` then fails (runtime.md).
     if let Some(p) = spec.process() {
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(invalid("process.args", "must name a program"));
@@ -160,8 +161,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 format!("{} is not an absolute path", p.cwd().display()),
             ));
         }
-    } else {
-        return Err(invalid("process", "must be set"));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
@@ -330,6 +329,13 @@ mod tests {
         v["mounts"] =
             serde_json::json!([{"destination": "proc", "type": "proc", "source": "proc"}]);
         assert!(check(v).unwrap_err().contains("mounts[0].destination"));
+    }
+
+    #[test]
+    fn process_is_optional() {
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("process");
+        check(v).unwrap();
     }
 
     #[test]

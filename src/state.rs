@@ -99,4 +99,7 @@ pub struct Record {
     /// Hooks still to run (poststart, poststop).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The bundle has no `process`: `start` must fail.
+    #[serde(default)]
+    pub no_process: bool,
 }

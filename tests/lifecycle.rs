@@ -57,11 +57,15 @@ fn lifecycle_statuses_follow_runtime_md() {
 }
 
 #[test]
-fn delete_of_created_container_kills_its_init() {
+fn delete_of_a_created_container_needs_force() {
     let c = Ct::new("true");
     assert_ok(&c.create(&[]));
     let pid = c.state()["pid"].as_i64().unwrap();
-    assert_ok(&c.rcrun(&["delete", &c.id]));
+    // runtime.md: deleting a container that is not stopped is an error
+    // and has no effect.
+    assert_err(&c.rcrun(&["delete", &c.id]), "is created: cannot delete it");
+    assert_eq!(c.status(), "created");
+    assert_ok(&c.rcrun(&["delete", "--force", &c.id]));
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}/exe")).exists()
             || std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -247,4 +251,15 @@ fn json_log_records_the_error() {
     assert_eq!(v["level"], "error");
     assert!(v["msg"].as_str().unwrap().contains("nope does not exist"));
     assert!(v["time"].is_string());
+}
+
+#[test]
+fn start_without_process_fails_and_the_container_stops() {
+    let mut c = Ct::new("true");
+    c.cfg.as_object_mut().unwrap().remove("process");
+    assert_ok(&c.create(&[]));
+    assert_eq!(c.status(), "created");
+    assert_err(&c.rcrun(&["start", &c.id]), "process: is not set");
+    c.wait_status("stopped");
+    assert_ok(&c.rcrun(&["delete", &c.id]));
 }

@@ -235,3 +235,13 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
     }
     assert!(out.ends_with("ro\n"), "{out}");
 }
+
+#[test]
+fn shared_rootfs_propagation() {
+    // pivot_root refuses a new root under a shared parent: the parent
+    // mount is made private first, and "/" becomes shared afterwards.
+    let mut c = Ct::new("awk '$5 == \"/\"' /proc/self/mountinfo");
+    c.cfg["linux"]["rootfsPropagation"] = json!("shared");
+    let out = c.run_ok();
+    assert!(out.contains(" shared:"), "{out}");
+}

@@ -236,6 +236,22 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         sys::write_file(path, value.as_bytes()).at(Stage::Sysctl, i as u32)?;
     }
     setup::finish(&p.rootfs)?;
+    if !p.process.has_process {
+        send(
+            p.sync_fd,
+            Msg {
+                kind: msg::READY,
+                ..Msg::default()
+            },
+        )
+        .at(Stage::Sync, 0)?;
+        if p.fifo_fd >= 0 {
+            wait_for_start(p.fifo_fd);
+        }
+        // Nothing to run: `start` reports the error, the container stops.
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(0) };
+    }
     if let Some(name) = &p.keyring {
         // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NUL-terminated name.
         let r = unsafe {

@@ -27,6 +27,8 @@ pub(crate) struct CapPlan {
 /// The user process: what to exec, as whom, with which limits.
 #[derive(Debug)]
 pub(crate) struct ProcessPlan {
+    /// False when the bundle has no `process`.
+    pub has_process: bool,
     pub argv: CStrings,
     pub envp: CStrings,
     /// Where `args[0]` may be, in PATH order (searched inside the container).
@@ -140,7 +142,19 @@ impl ChildPlan {
     ) -> Result<ChildPlan, SpecError> {
         let spec: &Spec = &b.spec;
         let linux = spec.linux().as_ref().expect("validated");
-        let p = spec.process().as_ref().expect("validated");
+        // Without `process` the init only waits for start and exits.
+        let blank;
+        let p = match spec.process() {
+            Some(p) => p,
+            None => {
+                blank = oci_spec::runtime::ProcessBuilder::default()
+                    .args(Vec::<String>::new())
+                    .cwd("/")
+                    .build()
+                    .expect("a blank process builds");
+                &blank
+            }
+        };
         let ns = NamespacePlan::build(spec)?;
         let has_new = |t: LinuxNamespaceType| ns.new & (t as c_int) != 0;
         let rootfs = RootfsPlan::build(
@@ -155,8 +169,10 @@ impl ChildPlan {
 
         let args = p.args().clone().unwrap_or_default();
         let env = p.env().clone().unwrap_or_default();
-        let arg0 = args[0].clone();
-        let candidates = if arg0.contains('/') {
+        let arg0 = args.first().cloned().unwrap_or_default();
+        let candidates = if arg0.is_empty() {
+            Vec::new()
+        } else if arg0.contains('/') {
             vec![cstr(arg0.as_str())]
         } else {
             let path = env
@@ -206,6 +222,7 @@ impl ChildPlan {
             ws_ypixel: 0,
         });
         let process = ProcessPlan {
+            has_process: spec.process().is_some(),
             argv: CStrings::new(args.iter().map(|s| s.as_bytes())),
             envp: CStrings::new(env.iter().map(|s| s.as_bytes())),
             candidates,

@@ -102,6 +102,10 @@ pub(crate) struct DeviceOp {
 #[derive(Debug)]
 pub(crate) struct RootfsPlan {
     pub rootfs: CString,
+    /// The mount point holding the rootfs, made private before the rootfs
+    /// is bound onto itself: pivot_root(2) refuses a new root whose parent
+    /// mount is shared.
+    pub parent_mount: CString,
     pub propagation: c_ulong,
     /// Propagation to set on `/` after pivot_root when rootfsPropagation asks.
     pub final_propagation: Option<c_ulong>,
@@ -254,6 +258,7 @@ impl RootfsPlan {
             |v: &Option<Vec<String>>| v.iter().flatten().map(|p| cstr(p.as_str())).collect();
         Ok(RootfsPlan {
             rootfs: path_cstr(rootfs),
+            parent_mount: path_cstr(&parent_mount(rootfs)),
             propagation: propagation.unwrap_or(libc::MS_SLAVE | libc::MS_REC),
             final_propagation: propagation,
             pivot: !no_pivot,
@@ -270,6 +275,37 @@ impl RootfsPlan {
             readonly_paths: paths(linux.readonly_paths()),
         })
     }
+}
+
+/// The deepest mount point that contains `path` (from mountinfo).
+fn parent_mount(path: &Path) -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
 /// A `cgroup` mount: on cgroup v2, the cgroup2 filesystem (with a cgroup
@@ -363,6 +399,13 @@ mod tests {
             PathPlan::new(Path::new("/../..")).full.to_str().unwrap(),
             "/"
         );
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), Path::new("/a b"));
+        assert_eq!(unescape_mountinfo("/plain"), Path::new("/plain"));
+        assert_eq!(parent_mount(Path::new("/proc/self")), Path::new("/proc"));
     }
 
     #[test]

@@ -78,6 +78,14 @@ pub(crate) fn resolve(root: RawFd, p: &PathPlan, create: Create) -> Result<RawFd
 pub(crate) fn prepare(plan: &RootfsPlan) -> Result<RawFd, Fail> {
     let root = c"/";
     mount(null(), root.as_ptr(), null(), plan.propagation, null()).at(Stage::RootPropagation, 0)?;
+    mount(
+        null(),
+        plan.parent_mount.as_ptr(),
+        null(),
+        libc::MS_PRIVATE,
+        null(),
+    )
+    .at(Stage::RootPropagation, 2)?;
     let r = plan.rootfs.as_ptr();
     mount(r, r, c"bind".as_ptr(), libc::MS_BIND | libc::MS_REC, null()).at(Stage::RootBind, 0)?;
     // SAFETY: r is NUL-terminated.
