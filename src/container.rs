@@ -375,6 +375,10 @@ impl Runtime {
         drop(fifo_fd);
         drop(console);
         let pid = spawned.pid;
+        log::debug!(
+            "container {id}: init {pid} is waiting for start (cgroup {:?})",
+            cg.leaves
+        );
         let kill = || {
             // SAFETY: killing and reaping our own child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -447,6 +451,7 @@ impl Runtime {
             }
             .into());
         }
+        log::debug!("container {id}: started");
         let mut st = rec.state.clone();
         st.status = Status::Running;
         let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
@@ -555,6 +560,7 @@ impl Runtime {
             }
         }
         entry.remove()?;
+        log::debug!("container {id}: deleted");
         Ok(())
     }
 }

@@ -262,3 +262,38 @@ fn new_session_keyring_unless_no_new_keyring() {
     assert_ok(&o);
     assert!(!stdout(&o).contains(&format!(" {}: ", c.id)));
 }
+
+#[test]
+fn run_in_the_foreground_proxies_a_terminal() {
+    // No --console-socket: run makes its own and copies the pty to stdout.
+    let mut c = Ct::new("tty; echo on-a-terminal");
+    c.cfg["process"]["terminal"] = json!(true);
+    let out = c.run_ok().replace('\r', "");
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    assert!(out.ends_with("on-a-terminal\n"), "{out:?}");
+}
+
+#[test]
+fn debug_log_lines_go_to_the_log_file() {
+    let c = Ct::new("true");
+    c.write_config();
+    let log = c.path("debug.log");
+    let b = c.bundle();
+    let o = c.rcrun(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "-b",
+        b.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_ok(&o);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("level=debug")
+            && text.contains("is waiting for start")
+            && text.contains("deleted"),
+        "{text}"
+    );
+}

@@ -92,13 +92,20 @@ impl Run {
                 unsafe { libc::kill(pid, s as i32) };
             }
         });
-        if let Some(sock) = console {
-            let master = rcrun::console::recv_pty(&sock)?;
-            std::thread::spawn(move || rcrun::console::proxy(master));
-        }
+        let proxy = match console {
+            Some(sock) => {
+                let master = rcrun::console::recv_pty(&sock)?;
+                Some(std::thread::spawn(move || rcrun::console::proxy(master)))
+            }
+            None => None,
+        };
         let code = c.wait()?;
         if !self.keep {
             rt.delete(&id, true)?;
+        }
+        // Drain what the container wrote before the pty closed.
+        if let Some(p) = proxy {
+            let _ = p.join();
         }
         Ok(code)
     }
