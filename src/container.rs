@@ -438,11 +438,10 @@ impl Runtime {
                     Error::io(fifo.display().to_string(), e)
                 }
             })?;
-        use std::io::Write;
-        (&f).write_all(b"0")
-            .map_err(|e| Error::io(fifo.display().to_string(), e))?;
-        drop(f);
         let _ = fs::remove_file(&fifo);
+        wait_for_exec(&f)
+            .map_err(|e| Error::io(format!("{}: releasing the init", fifo.display()), e))?;
+        drop(f);
         if rec.no_process {
             // The init was released and exits: nothing is left to run.
             return Err(SpecError::Invalid {
@@ -562,6 +561,49 @@ impl Runtime {
         entry.remove()?;
         log::debug!("container {id}: deleted");
         Ok(())
+    }
+}
+
+/// Releases the init waiting on the exec fifo and returns once it has
+/// exec'd the user's program (or died), so that poststart hooks run after
+/// the program started, as the spec requires.
+///
+/// The init holds the fifo's only read end, close-on-exec. We fill the
+/// pipe, which wakes the init; it reads one byte, leaving the pipe full,
+/// so poll(2) cannot report POLLOUT, only POLLERR once the read end is
+/// closed by the exec. No polling loop, no timer.
+fn wait_for_exec(f: &fs::File) -> std::io::Result<()> {
+    use std::io::Write;
+    let chunk = [b'0'; 4096];
+    loop {
+        match (&*f).write(&chunk) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // The reader is already gone: it exec'd (or died) before the pipe filled.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut p = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: p is a valid pollfd array of length 1.
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        if r < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return Ok(());
+        }
+        // Writable again: the init consumed a whole page (it never does);
+        // refill and wait on.
+        while (&*f).write(&chunk).is_ok() {}
     }
 }
 

@@ -149,3 +149,27 @@ fn failing_poststart_and_poststop_hooks_only_warn() {
         "{e}"
     );
 }
+
+#[test]
+fn poststart_runs_after_the_user_program_was_executed() {
+    // The hook looks at the init's executable: it must already be the
+    // user's program (busybox), not the runtime's sealed copy.
+    let mut c = Ct::new("sleep 1");
+    let log = c.path("exe");
+    let script = format!(
+        "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); readlink /proc/$pid/exe > {}",
+        log.display()
+    );
+    // A slow startContainer hook widens the window a racy start would lose.
+    c.cfg["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+        "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]
+    });
+    assert_ok(&c.create(&[]));
+    assert_ok(&c.rcrun(&["start", &c.id]));
+    let exe = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        exe.trim().ends_with("/bin/busybox"),
+        "init's exe at poststart: {exe:?}"
+    );
+}
