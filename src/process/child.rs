@@ -237,17 +237,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     }
     setup::finish(&p.rootfs)?;
     if !p.process.has_process {
-        send(
-            p.sync_fd,
-            Msg {
-                kind: msg::READY,
-                ..Msg::default()
-            },
-        )
-        .at(Stage::Sync, 0)?;
-        if p.fifo_fd >= 0 {
-            wait_for_start(p.fifo_fd);
-        }
+        ready_then_wait(p)?;
         // Nothing to run: `start` reports the error, the container stops.
         // SAFETY: leaving the child.
         unsafe { libc::_exit(0) };
@@ -298,17 +288,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     check(unsafe { libc::chdir(p.process.cwd.full.as_ptr()) }).at(Stage::Cwd, 1)?;
     let exe = find_executable(p).at(Stage::Executable, 0)?;
 
-    send(
-        p.sync_fd,
-        Msg {
-            kind: msg::READY,
-            ..Msg::default()
-        },
-    )
-    .at(Stage::Sync, 0)?;
-    if p.fifo_fd >= 0 {
-        wait_for_start(p.fifo_fd);
-    }
+    ready_then_wait(p)?;
     for (i, h) in p.start_container.iter().enumerate() {
         h.run(start_state(p))
             .map_err(|e| hook_fail(Stage::StartContainerHook, i, e))?;
@@ -327,6 +307,22 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr());
     }
     Err(sys::errno()).at(Stage::Exec, 0)
+}
+
+/// Tells the runtime that set-up is complete, then blocks until `start`.
+fn ready_then_wait(p: &ChildPlan) -> Result<(), Fail> {
+    send(
+        p.sync_fd,
+        Msg {
+            kind: msg::READY,
+            ..Msg::default()
+        },
+    )
+    .at(Stage::Sync, 0)?;
+    if p.fifo_fd >= 0 {
+        wait_for_start(p.fifo_fd);
+    }
+    Ok(())
 }
 
 fn hook_fail(stage: Stage, i: usize, e: HookFailure) -> Fail {
@@ -429,21 +425,7 @@ fn console(p: &ChildPlan) -> Result<(), Errno> {
 }
 
 fn pts_name(buf: &mut [u8; 32], n: u32) -> usize {
-    const P: &[u8] = b"/dev/pts/";
-    buf[..P.len()].copy_from_slice(P);
-    let mut d = [0u8; 10];
-    let (mut i, mut n) = (d.len(), n);
-    loop {
-        i -= 1;
-        d[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let len = P.len() + d.len() - i;
-    buf[P.len()..len].copy_from_slice(&d[i..]);
-    len
+    sys::prefixed_number(buf, b"/dev/pts/", n)
 }
 
 /// sendmsg(2) with one fd in an SCM_RIGHTS control message.

@@ -35,92 +35,33 @@ pub(crate) mod sys;
 
 use std::fmt;
 
-/// A step of the init process's set-up, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-#[allow(missing_docs)]
-pub enum Stage {
-    Sync = 1,
-    Setns,
-    Unshare,
-    Fork,
-    TimeOffsets,
-    RootPropagation,
-    RootBind,
-    MountTarget,
-    Mount,
-    Remount,
-    Device,
-    DevSymlink,
-    CreateContainerHook,
-    PivotRoot,
-    Chroot,
-    ReadonlyPath,
-    MaskedPath,
-    ReadonlyRoot,
-    Hostname,
-    Domainname,
-    Sysctl,
-    OomScoreAdj,
-    Keyring,
-    Rlimit,
-    Console,
-    Cwd,
-    Bounding,
-    Groups,
-    Setgid,
-    Setuid,
-    Capabilities,
-    Ambient,
-    NoNewPrivs,
-    Executable,
-    StartContainerHook,
-    Exec,
+/// Declares [`Stage`] and its decoding from the wire in one list.
+macro_rules! stages {
+    ($($name:ident),+ $(,)?) => {
+        /// A step of the init process's set-up, for error messages.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        #[allow(missing_docs)]
+        pub enum Stage {
+            $($name),+
+        }
+
+        impl Stage {
+            const ALL: &'static [Stage] = &[$(Stage::$name),+];
+
+            pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+                Self::ALL.get(v as usize).copied()
+            }
+        }
+    };
 }
 
-impl Stage {
-    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        const ALL: [Stage; 36] = [
-            Sync,
-            Setns,
-            Unshare,
-            Fork,
-            TimeOffsets,
-            RootPropagation,
-            RootBind,
-            MountTarget,
-            Mount,
-            Remount,
-            Device,
-            DevSymlink,
-            CreateContainerHook,
-            PivotRoot,
-            Chroot,
-            ReadonlyPath,
-            MaskedPath,
-            ReadonlyRoot,
-            Hostname,
-            Domainname,
-            Sysctl,
-            OomScoreAdj,
-            Keyring,
-            Rlimit,
-            Console,
-            Cwd,
-            Bounding,
-            Groups,
-            Setgid,
-            Setuid,
-            Capabilities,
-            Ambient,
-            NoNewPrivs,
-            Executable,
-            StartContainerHook,
-            Exec,
-        ];
-        ALL.iter().copied().find(|s| *s as u32 == v)
-    }
+stages! {
+    Sync, Setns, Unshare, Fork, TimeOffsets, RootPropagation, RootBind, MountTarget, Mount,
+    Remount, Device, DevSymlink, CreateContainerHook, PivotRoot, Chroot, ReadonlyPath,
+    MaskedPath, ReadonlyRoot, Hostname, Domainname, Sysctl, OomScoreAdj, Keyring, Rlimit,
+    Console, Cwd, Bounding, Groups, Setgid, Setuid, Capabilities, Ambient, NoNewPrivs,
+    Executable, StartContainerHook, Exec,
 }
 
 /// A failure inside the init process: the stage, the index of the entry
@@ -171,5 +112,18 @@ pub enum InitError {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stage;
+
+    #[test]
+    fn stages_round_trip() {
+        for s in Stage::ALL {
+            assert_eq!(Stage::from_u32(*s as u32), Some(*s));
+        }
+        assert_eq!(Stage::from_u32(999), None);
     }
 }

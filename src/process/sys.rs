@@ -63,14 +63,12 @@ pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: c_int) -> Result<Raw
     }
 }
 
-/// `/proc/self/fd/<fd>` as a NUL-terminated string in `buf`, for
-/// syscalls that take a path but must act on an already-resolved fd.
-pub(crate) fn fd_path(buf: &mut [u8; 32], fd: RawFd) -> *const c_char {
-    const P: &[u8] = b"/proc/self/fd/";
-    buf[..P.len()].copy_from_slice(P);
-    let mut digits = [0u8; 12];
-    let mut n = fd.max(0) as u32;
-    let mut i = digits.len();
+/// Writes `prefix` and the decimal `n` into `buf`, NUL-terminated;
+/// returns the length without the NUL. `buf` must hold prefix + 11 bytes.
+pub(crate) fn prefixed_number(buf: &mut [u8], prefix: &[u8], n: u32) -> usize {
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let (mut i, mut n) = (digits.len(), n);
     loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
@@ -79,9 +77,16 @@ pub(crate) fn fd_path(buf: &mut [u8; 32], fd: RawFd) -> *const c_char {
             break;
         }
     }
-    let d = &digits[i..];
-    buf[P.len()..P.len() + d.len()].copy_from_slice(d);
-    buf[P.len() + d.len()] = 0;
+    let len = prefix.len() + digits.len() - i;
+    buf[prefix.len()..len].copy_from_slice(&digits[i..]);
+    buf[len] = 0;
+    len
+}
+
+/// `/proc/self/fd/<fd>` as a NUL-terminated string in `buf`, for
+/// syscalls that take a path but must act on an already-resolved fd.
+pub(crate) fn fd_path(buf: &mut [u8; 32], fd: RawFd) -> *const c_char {
+    prefixed_number(buf, b"/proc/self/fd/", fd.max(0) as u32);
     buf.as_ptr().cast()
 }
 
