@@ -20,7 +20,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let c = rt.create(&id, bundle.as_ref(), CreateOptions::default())?;
     println!("created {} (init pid {})", c.id(), c.pid());
     rt.start(&id)?;
-    c.wait_exec()?;
     let code = c.wait()?;
     println!("{id} exited with {code}");
     rt.delete(&id, false)?;

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -14,7 +14,7 @@ use crate::cgroups::{self, CgroupSet, Hierarchy};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::namespaces;
-use crate::process::child::{msg, Msg};
+use crate::process::child::Msg;
 use crate::process::plan::{ChildPlan, PlanOptions};
 use crate::process::spawn::{self, raise_fd, Callbacks};
 use crate::process::{sys, InitError, Stage};
@@ -51,7 +51,6 @@ pub struct CreateOptions {
 pub struct Container {
     id: String,
     pid: i32,
-    sync: OwnedFd,
 }
 
 impl Container {
@@ -63,48 +62,6 @@ impl Container {
     /// Host pid of the container's init process.
     pub fn pid(&self) -> i32 {
         self.pid
-    }
-
-    /// After [`Runtime::start`], waits until the init process has exec'd
-    /// the user's program, and reports an exec failure.
-    ///
-    /// # Errors
-    /// [`InitError`] when the program or a startContainer hook failed.
-    pub fn wait_exec(&self) -> Result<()> {
-        let mut m = Msg::default();
-        // SAFETY: m is a valid, writable repr(C) value.
-        let n = loop {
-            let n = unsafe {
-                libc::recv(
-                    self.sync.as_raw_fd(),
-                    (&mut m as *mut Msg).cast(),
-                    std::mem::size_of::<Msg>(),
-                    0,
-                )
-            };
-            if n < 0 && sys::errno() == libc::EINTR {
-                continue;
-            }
-            break n;
-        };
-        if n as usize == std::mem::size_of::<Msg>() && m.kind == msg::FAIL {
-            let stage = Stage::from_u32(m.a as u32).unwrap_or(Stage::Exec);
-            return Err(InitError::Step {
-                stage,
-                what: if stage == Stage::Exec {
-                    "exec".into()
-                } else {
-                    format!("hooks.startContainer[{}]", m.b)
-                },
-                reason: if m.c <= 0 {
-                    format!("exit status {}", -m.c)
-                } else {
-                    std::io::Error::from_raw_os_error(m.c).to_string()
-                },
-            }
-            .into());
-        }
-        Ok(())
     }
 
     /// Waits for the init process to exit; returns its exit status, or
@@ -268,6 +225,33 @@ impl Runtime {
             Ok(c) => Ok(c),
             Err(e) => {
                 let _ = cg.remove();
+                // runtime.md: after a failed prestart, createRuntime or
+                // createContainer hook the container is destroyed and the
+                // poststop hooks run.
+                let hook_failed = matches!(&e, Error::Hook(_))
+                    || matches!(
+                        &e,
+                        Error::Init(InitError::Step {
+                            stage: Stage::CreateContainerHook,
+                            ..
+                        })
+                    );
+                if hook_failed {
+                    let mut st = self.peek(id).map(|r| r.state).ok();
+                    if let Some(s) = st.as_mut() {
+                        s.status = Status::Stopped;
+                        s.pid = 0;
+                    }
+                    let json = st
+                        .map(|s| serde_json::to_vec(&s.to_oci()).expect("state serializes"))
+                        .unwrap_or_default();
+                    let poststop = b.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref());
+                    for h in poststop.into_iter().flatten() {
+                        if let Err(e) = hooks::run("poststop", h, &json) {
+                            log::warn!("{e}");
+                        }
+                    }
+                }
                 let _ = entry.remove();
                 Err(e)
             }
@@ -283,6 +267,11 @@ impl Runtime {
     ) -> Result<Container> {
         let id = entry.id();
         let linux = b.spec.linux().as_ref().expect("validated");
+        if linux.resources().is_some() {
+            log::warn!(
+                "linux.resources: resource limits are not applied yet (only the cgroup is created)"
+            );
+        }
         let hier = Hierarchy::detect()?;
         let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
         *cg = CgroupSet::create(&hier, &inner)?;
@@ -308,6 +297,20 @@ impl Runtime {
             .map_err(|e| Error::io(fifo.display().to_string(), e))?;
         let fifo_fd = raise_fd(OwnedFd::from(ff), min_fd)?;
         plan.fifo_fd = fifo_fd.as_raw_fd();
+        // Where the init reports a failure after `start` (a startContainer
+        // hook or the exec itself), for `start` to read.
+        let errp = entry.dir().join("init.err");
+        let ef = fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&errp)
+            .map_err(|e| Error::io(errp.display().to_string(), e))?;
+        let err_fd = raise_fd(OwnedFd::from(ef), min_fd)?;
+        plan.err_fd = err_fd.as_raw_fd();
         let console = match (&opts.console, &opts.console_socket) {
             (Some(fd), _) => Some(raise_fd(
                 fd.try_clone().map_err(|e| Error::io("console", e))?,
@@ -372,7 +375,7 @@ impl Runtime {
                 runtime_hooks: &runtime_hooks,
             },
         )?;
-        drop(fifo_fd);
+        drop((fifo_fd, err_fd, spawned.sync));
         drop(console);
         let pid = spawned.pid;
         log::debug!(
@@ -401,13 +404,13 @@ impl Runtime {
         Ok(Container {
             id: id.to_string(),
             pid,
-            sync: spawned.sync,
         })
     }
 
-    /// Starts the user process of a created container, then runs the
-    /// poststart hooks (a failing poststart hook is logged as a warning,
-    /// as the spec requires).
+    /// Starts the user process of a created container and returns once it
+    /// runs, after the poststart hooks. A failing startContainer hook,
+    /// exec or poststart hook is an error and leaves the container stopped
+    /// (runtime.md, lifecycle steps 7 to 9).
     ///
     /// # Errors
     /// [`Error::InvalidStatus`] unless the container is `created`.
@@ -442,6 +445,10 @@ impl Runtime {
         wait_for_exec(&f)
             .map_err(|e| Error::io(format!("{}: releasing the init", fifo.display()), e))?;
         drop(f);
+        if let Some(e) = init_failure(&entry.dir().join("init.err")) {
+            // The init died before running the program: it is stopped.
+            return Err(e.into());
+        }
         if rec.no_process {
             // The init was released and exits: nothing is left to run.
             return Err(SpecError::Invalid {
@@ -454,16 +461,11 @@ impl Runtime {
         let mut st = rec.state.clone();
         st.status = Status::Running;
         let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
-        for h in rec
-            .hooks
-            .as_ref()
-            .and_then(|h| h.poststart().as_ref())
-            .into_iter()
-            .flatten()
-        {
-            if let Err(e) = hooks::run("poststart", h, &json) {
-                log::warn!("{e}");
-            }
+        // runtime.md: a failing poststart hook is an error and stops the container.
+        let poststart = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref());
+        if let Err(e) = hooks::run_all("poststart", poststart, &json) {
+            let _ = kill_and_wait(&rec);
+            return Err(e.into());
         }
         Ok(())
     }
@@ -562,6 +564,29 @@ impl Runtime {
         log::debug!("container {id}: deleted");
         Ok(())
     }
+}
+
+/// The failure the init reported after `start`, if any.
+fn init_failure(path: &Path) -> Option<InitError> {
+    let data = fs::read(path).ok()?;
+    if data.len() < std::mem::size_of::<Msg>() {
+        return None;
+    }
+    // SAFETY: Msg is plain repr(C) integers; the length was checked.
+    let m: Msg = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
+    let stage = Stage::from_u32(m.a as u32).unwrap_or(Stage::Exec);
+    Some(InitError::Step {
+        stage,
+        what: match stage {
+            Stage::StartContainerHook => format!("hooks.startContainer[{}]", m.b),
+            _ => "exec of process.args[0]".into(),
+        },
+        reason: match m.c {
+            i32::MIN => "timed out".into(),
+            c if c <= 0 => format!("exit status {}", -c),
+            c => std::io::Error::from_raw_os_error(c).to_string(),
+        },
+    })
 }
 
 /// Releases the init waiting on the exec fifo and returns once it has

@@ -20,7 +20,7 @@ pub fn features() -> Value {
             "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
             "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave",
             "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "symfollow",
-            "sync", "tmpcopyup", "unbindable"
+            "sync", "unbindable"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],

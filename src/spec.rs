@@ -128,6 +128,82 @@ fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     }
 }
 
+/// Whether the host runs an LSM (AppArmor or SELinux).
+fn lsm_enabled(name: &str) -> bool {
+    match name {
+        "apparmor" => std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y"),
+        _ => std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+    }
+}
+
+/// Fields rcrun does not implement yet. runtime.md: the runtime MUST
+/// generate an error for values it does not support, rather than run the
+/// container without them. Security labels are ignored, as runc does,
+/// only when the host has no such security module.
+fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
+    let no = |field: &str| Err(invalid(field, "is not supported by rcrun yet"));
+    if let Some(l) = spec.linux() {
+        if l.seccomp().is_some() {
+            return Err(invalid(
+                "linux.seccomp",
+                "seccomp filters are not supported by rcrun yet; refusing to run the container without its filter",
+            ));
+        }
+        if l.intel_rdt().is_some() {
+            return no("linux.intelRdt");
+        }
+        if l.memory_policy().is_some() {
+            return no("linux.memoryPolicy");
+        }
+        if l.personality().is_some() {
+            return no("linux.personality");
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return no("linux.netDevices");
+        }
+        if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) && lsm_enabled("selinux") {
+            return no("linux.mountLabel");
+        }
+    }
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            return no("process.scheduler");
+        }
+        if p.io_priority().is_some() {
+            return no("process.ioPriority");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            return no("process.execCPUAffinity");
+        }
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+            && lsm_enabled("apparmor")
+        {
+            return no("process.apparmorProfile");
+        }
+        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) && lsm_enabled("selinux") {
+            return no("process.selinuxLabel");
+        }
+        let mut seen = HashSet::new();
+        for (i, r) in p.rlimits().iter().flatten().enumerate() {
+            if !seen.insert(r.typ().to_string()) {
+                return Err(invalid(
+                    format!("process.rlimits[{i}].type"),
+                    format!("{} is listed twice", r.typ()),
+                ));
+            }
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return no(&format!("mounts[{i}].uidMappings (id-mapped mounts)"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks what the spec and runc require beyond the schema.
 ///
 /// # Errors
@@ -162,6 +238,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
+    refuse_unsupported(spec)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(invalid(
@@ -361,6 +438,29 @@ mod tests {
         assert!(check(v.clone()).unwrap_err().contains("not namespaced"));
         v["linux"]["sysctl"] = serde_json::json!({"kernel.shmmax": "1"});
         assert!(check(v.clone()).unwrap_err().contains("ipc namespace"));
+    }
+
+    #[test]
+    fn unsupported_fields_refused() {
+        let mut v = base();
+        v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        assert!(check(v).unwrap_err().contains("linux.seccomp"));
+        let mut v = base();
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+        assert!(check(v).unwrap_err().contains("linux.personality"));
+        let mut v = base();
+        v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_OTHER"});
+        assert!(check(v).unwrap_err().contains("process.scheduler"));
+    }
+
+    #[test]
+    fn duplicate_rlimit_refused() {
+        let mut v = base();
+        v["process"]["rlimits"] = serde_json::json!([
+            {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1},
+            {"type": "RLIMIT_NOFILE", "soft": 2, "hard": 2}
+        ]);
+        assert!(check(v).unwrap_err().contains("process.rlimits[1].type"));
     }
 
     #[test]

@@ -95,7 +95,11 @@ fn all_hooks_in_order_with_state_env_and_args() {
 #[test]
 fn failing_create_runtime_hook_fails_create_and_cleans_up() {
     let mut c = Ct::new("true");
-    c.cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}]});
+    let mark = c.path("poststop-ran");
+    c.cfg["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", mark.display())]}]
+    });
     let o = c.create(&[]);
     assert_err(
         &o,
@@ -103,6 +107,9 @@ fn failing_create_runtime_hook_fails_create_and_cleans_up() {
     );
     assert!(!c.root().join(&c.id).exists());
     assert!(c.cgroup_dirs().is_empty());
+    // runtime.md lifecycle 4 -> 12, 13: destroyed, then the poststop hooks.
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&mark).unwrap()).unwrap();
+    assert_eq!(st["status"], "stopped");
 }
 
 #[test]
@@ -131,23 +138,43 @@ fn hook_timeout() {
 }
 
 #[test]
-fn failing_poststart_and_poststop_hooks_only_warn() {
+fn failing_poststop_hook_only_warns() {
     let mut c = Ct::new("true");
-    c.cfg["hooks"] = json!({
-        "poststart": [{"path": "/bin/false"}],
-        "poststop": [{"path": "/bin/false"}]
-    });
+    c.cfg["hooks"] = json!({"poststop": [{"path": "/bin/false"}, {"path": "/bin/true"}]});
     let o = c.run();
     assert_ok(&o);
     let e = stderr(&o);
     assert!(
-        e.contains("warning: poststart hook /bin/false failed"),
-        "{e}"
-    );
-    assert!(
         e.contains("warning: poststop hook /bin/false failed"),
         "{e}"
     );
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn failing_poststart_hook_fails_start_and_stops_the_container() {
+    let mut c = Ct::new("sleep 100");
+    c.cfg["hooks"] = json!({"poststart": [{"path": "/bin/false"}]});
+    assert_ok(&c.create(&[]));
+    assert_err(
+        &c.rcrun(&["start", &c.id]),
+        "poststart hook /bin/false failed",
+    );
+    assert_eq!(c.status(), "stopped");
+    assert_ok(&c.rcrun(&["delete", &c.id]));
+}
+
+#[test]
+fn failing_start_container_hook_fails_start() {
+    let mut c = Ct::new("echo must-not-run");
+    c.cfg["hooks"] =
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 6"]}]});
+    assert_ok(&c.create(&[]));
+    let o = c.rcrun(&["start", &c.id]);
+    assert_err(&o, "hooks.startContainer[0]: exit status 6");
+    assert!(!stdout(&o).contains("must-not-run"));
+    c.wait_status("stopped");
+    assert_ok(&c.rcrun(&["delete", &c.id]));
 }
 
 #[test]

@@ -35,7 +35,6 @@ fn one(rt: &Runtime, dir: &std::path::Path, n: usize) -> i32 {
         .unwrap_or_else(|e| panic!("{id}: {e}"));
     assert_eq!(rt.state(&id).unwrap().status, rcrun::Status::Created);
     rt.start(&id).unwrap();
-    c.wait_exec().unwrap();
     let code = c.wait().unwrap();
     assert_eq!(rt.state(&id).unwrap().status, rcrun::Status::Stopped);
     rt.delete(&id, false).unwrap();

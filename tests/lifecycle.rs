@@ -263,3 +263,20 @@ fn start_without_process_fails_and_the_container_stops() {
     c.wait_status("stopped");
     assert_ok(&c.rcrun(&["delete", &c.id]));
 }
+
+#[test]
+fn exec_failure_is_reported_by_start() {
+    // Executable by its mode, but not a program: exec fails after start.
+    let mut c = Ct::new("true");
+    let bad = c.path("bad");
+    std::fs::write(&bad, b"\x7fELF garbage").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    c.cfg["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/bad", "type": "bind", "source": bad, "options": ["bind"]}));
+    c.cfg["process"]["args"] = serde_json::json!(["/bad"]);
+    assert_ok(&c.create(&[]));
+    assert_err(
+        &c.rcrun(&["start", &c.id]),
+        "exec of process.args[0]: Exec format error",
+    );
+    c.wait_status("stopped");
+}

@@ -297,3 +297,26 @@ fn debug_log_lines_go_to_the_log_file() {
         "{text}"
     );
 }
+
+#[test]
+fn capabilities_that_cannot_be_granted_are_a_warning() {
+    // This machine's runtime lacks CAP_SYS_RESOURCE: asking for it warns
+    // and the rest is granted (config.md).
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = u64::from_str_radix(&status_field(&own, "CapBnd"), 16).unwrap();
+    let mut c = Ct::new("grep CapBnd /proc/self/status");
+    let all = ["CAP_KILL", "CAP_SYS_RESOURCE", "CAP_NET_ADMIN"];
+    c.cfg["process"]["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+    let o = c.run();
+    assert_ok(&o);
+    let got = u64::from_str_radix(&status_field(&stdout(&o), "CapBnd"), 16).unwrap();
+    let want = ((1u64 << 5) | (1 << 24) | (1 << 12)) & bnd;
+    assert_eq!(got, want);
+    if bnd & (1 << 24) == 0 {
+        assert!(
+            stderr(&o).contains("cannot grant CAP_SYS_RESOURCE"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

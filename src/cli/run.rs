@@ -77,8 +77,7 @@ impl Run {
             sigs.thread_block()?;
         }
         let c = rt.create(&id, &self.flags.bundle, opts)?;
-        let started = rt.start(&id).and_then(|_| c.wait_exec());
-        if let Err(e) = started {
+        if let Err(e) = rt.start(&id) {
             let _ = rt.delete(&id, true);
             return Err(e.into());
         }

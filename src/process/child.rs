@@ -101,15 +101,26 @@ pub(crate) fn run(p: &mut ChildPlan) -> ! {
     let code = match init(p) {
         Ok(()) => 0,
         Err(f) => {
-            let _ = send(
-                p.sync_fd,
-                Msg {
-                    kind: msg::FAIL,
-                    a: f.stage as i32,
-                    b: f.index,
-                    c: f.errno,
-                },
-            );
+            let m = Msg {
+                kind: msg::FAIL,
+                a: f.stage as i32,
+                b: f.index,
+                c: f.errno,
+            };
+            // The runtime listens until create returns; after that only
+            // `start` can learn of a failure, from the error file.
+            let _ = send(p.sync_fd, m);
+            if p.err_fd >= 0 {
+                // SAFETY: writing a plain repr(C) value to our own fd.
+                unsafe {
+                    libc::pwrite(
+                        p.err_fd,
+                        (&m as *const Msg).cast(),
+                        std::mem::size_of::<Msg>(),
+                        0,
+                    )
+                };
+            }
             1
         }
     };

@@ -71,6 +71,8 @@ pub(crate) struct ChildPlan {
     /// Filled in by the spawner.
     pub sync_fd: RawFd,
     pub fifo_fd: RawFd,
+    /// A file in the state directory for failures after `start`.
+    pub err_fd: RawFd,
     pub console_fd: RawFd,
     /// Receives the state JSON for hooks (4-byte message kind first).
     pub msg_buf: Vec<u8>,
@@ -123,6 +125,33 @@ fn cap_mask(
         m |= cap.bitmask();
     }
     Ok(m)
+}
+
+/// The capabilities this process can hand on: its bounding set, and in
+/// its own user namespace also only what it holds (in a new user
+/// namespace the init holds every capability the bounding set allows).
+fn grantable(new_userns: bool) -> u64 {
+    let mask = |set| {
+        caps::read(None, set)
+            .map(|s| s.iter().fold(0u64, |m, c| m | c.bitmask()))
+            .unwrap_or(u64::MAX)
+    };
+    let bounding = mask(caps::CapSet::Bounding);
+    if new_userns {
+        bounding
+    } else {
+        bounding & mask(caps::CapSet::Permitted)
+    }
+}
+
+fn cap_names(mask: u64) -> String {
+    let mut v: Vec<String> = caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .map(|c| c.to_string())
+        .collect();
+    v.sort();
+    v.join(", ")
 }
 
 /// The highest capability number the kernel knows.
@@ -206,13 +235,34 @@ impl ChildPlan {
             rlimit_names.push(name);
         }
         let caps = match p.capabilities() {
-            Some(c) => Some(CapPlan {
-                bounding: cap_mask("bounding", c.bounding().as_ref())?,
-                effective: cap_mask("effective", c.effective().as_ref())?,
-                permitted: cap_mask("permitted", c.permitted().as_ref())?,
-                inheritable: cap_mask("inheritable", c.inheritable().as_ref())?,
-                ambient: cap_mask("ambient", c.ambient().as_ref())?,
-            }),
+            Some(c) => {
+                // config.md: capabilities that cannot be granted are
+                // logged as warnings, not a failure.
+                let limit = grantable(has_new(LinuxNamespaceType::User));
+                let m = |set: &str, v| -> Result<u64, SpecError> {
+                    let want = cap_mask(set, v)?;
+                    if want & !limit != 0 {
+                        log::warn!(
+                            "process.capabilities.{set}: cannot grant {} here; dropped",
+                            cap_names(want & !limit)
+                        );
+                    }
+                    Ok(want & limit)
+                };
+                let (inh, prm) = (
+                    m("inheritable", c.inheritable().as_ref())?,
+                    m("permitted", c.permitted().as_ref())?,
+                );
+                Some(CapPlan {
+                    bounding: m("bounding", c.bounding().as_ref())?,
+                    effective: m("effective", c.effective().as_ref())?,
+                    permitted: prm,
+                    inheritable: inh,
+                    // The kernel raises an ambient cap only if it is also
+                    // permitted and inheritable.
+                    ambient: m("ambient", c.ambient().as_ref())? & prm & inh,
+                })
+            }
             None => None,
         };
         let console_size = p.console_size().map(|b| libc::winsize {
@@ -291,6 +341,7 @@ impl ChildPlan {
             keyring: (!opts.no_new_keyring).then(|| cstr(id.as_bytes())),
             sync_fd: -1,
             fifo_fd: -1,
+            err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),
             state_len: 0,

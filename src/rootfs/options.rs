@@ -81,13 +81,10 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, UnsupportedOp
                 o.propagation.push(propagation(opt).expect("listed"));
                 continue;
             }
-            // runc's tmpfs copy-up extension: the image's content is not
-            // copied (rcrun mounts an empty tmpfs).
-            "tmpcopyup" => continue,
-            "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev" | "rdev"
-            | "rnoexec" | "rexec" | "rnodiratime" | "rdiratime" | "rrelatime" | "rnorelatime"
-            | "rnoatime" | "ratime" | "rstrictatime" | "rnostrictatime" | "rnosymfollow"
-            | "rsymfollow" => return Err(UnsupportedOption(opt.to_string())),
+            "tmpcopyup" | "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev"
+            | "rdev" | "rnoexec" | "rexec" | "rnodiratime" | "rdiratime" | "rrelatime"
+            | "rnorelatime" | "rnoatime" | "ratime" | "rstrictatime" | "rnostrictatime"
+            | "rnosymfollow" | "rsymfollow" => return Err(UnsupportedOption(opt.to_string())),
             _ => {
                 data.push(opt);
                 continue;
