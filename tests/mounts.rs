@@ -245,3 +245,17 @@ fn shared_rootfs_propagation() {
     let out = c.run_ok();
     assert!(out.contains(" shared:"), "{out}");
 }
+
+#[test]
+fn existing_file_that_is_not_the_device_is_refused() {
+    // /dev/mydev already exists as a regular file (a bind from the host).
+    let mut c = Ct::new("true");
+    let f = c.path("plain");
+    std::fs::write(&f, "").unwrap();
+    c.cfg["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/dev/mydev", "type": "bind", "source": f, "options": ["bind"]}),
+    );
+    c.cfg["linux"]["devices"] =
+        json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5}]);
+    assert_err(&c.run(), "linux.devices: /dev/mydev: File exists");
+}

@@ -320,3 +320,16 @@ fn capabilities_that_cannot_be_granted_are_a_warning() {
         );
     }
 }
+
+#[test]
+fn dev_console_is_the_terminal() {
+    let mut c =
+        Ct::new("stat -c '%t' /dev/console; stat -c '%t:%T' $(tty); echo hi > /dev/console");
+    c.cfg["process"]["terminal"] = json!(true);
+    let out = c.run_ok().replace('\r', "");
+    let l: Vec<&str> = out.lines().collect();
+    // Both are the same devpts pty (major 136 = 0x88).
+    assert_eq!(l[0], "88", "{out}");
+    assert!(l[1].starts_with("88:"), "{out}");
+    assert_eq!(l[2], "hi", "{out}");
+}

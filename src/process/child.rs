@@ -417,6 +417,36 @@ fn console(p: &ChildPlan) -> Result<(), Errno> {
         let mut name = [0u8; 32];
         let len = pts_name(&mut name, n);
         send_fd(p.console_fd, &name[..len], master)?;
+        // config-linux.md: /dev/console is the pty. Refuse a symlink
+        // planted there (CVE-2025-52565): create a plain file, bind the
+        // pty from its fd.
+        let console = c"/dev/console";
+        // SAFETY: constant path; O_EXCL never opens an existing device.
+        let f = unsafe {
+            libc::open(
+                console.as_ptr(),
+                libc::O_CREAT
+                    | libc::O_EXCL
+                    | libc::O_WRONLY
+                    | libc::O_NOFOLLOW
+                    | libc::O_NOCTTY
+                    | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if f >= 0 {
+            close(f);
+        } else if sys::errno() == libc::EEXIST {
+            // SAFETY: all-zero stat is a valid out-buffer.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            check(unsafe { libc::lstat(console.as_ptr(), &mut st) })?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(libc::ELOOP);
+            }
+        } else {
+            return Err(sys::errno());
+        }
+        crate::rootfs::setup::bind_fd(slave, c"/dev/console")?;
         // SAFETY: fchown/ioctl/dup2 on our own fds.
         unsafe {
             libc::fchown(slave, p.process.uid, p.process.gid);

@@ -191,23 +191,35 @@ fn create_device(root: RawFd, d: &DeviceOp) -> Result<(), Errno> {
     // by walking the prefixes (all but the last).
     let dir = resolve_parent(root, &d.path)?;
     // SAFETY: dir is a valid dirfd, name NUL-terminated.
-    let r = check(unsafe { libc::mknodat(dir, name.as_ptr(), d.mode, d.dev) });
-    let r = match r {
-        Ok(_) | Err(libc::EEXIST) => {
+    let r = match check(unsafe { libc::mknodat(dir, name.as_ptr(), d.mode, d.dev) }) {
+        Ok(_) => Ok(()),
+        // config-linux.md: an existing file that is not the requested
+        // device is an error.
+        Err(libc::EEXIST) if same_device(dir, name, d) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let r = r
+        .and_then(|_| {
             // SAFETY: as above.
             check(unsafe {
                 libc::fchownat(dir, name.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
             })
-            .and_then(|_| {
-                // SAFETY: as above; mknod applied the umask, set the exact mode.
-                check(unsafe { libc::fchmodat(dir, name.as_ptr(), d.mode & 0o7777, 0) })
-            })
-            .map(drop)
-        }
-        Err(e) => Err(e),
-    };
+        })
+        .and_then(|_| {
+            // SAFETY: as above; mknod applied the umask, set the exact mode.
+            check(unsafe { libc::fchmodat(dir, name.as_ptr(), d.mode & 0o7777, 0) })
+        })
+        .map(drop);
     close(dir);
     r
+}
+
+fn same_device(dir: RawFd, name: &CStr, d: &DeviceOp) -> bool {
+    // SAFETY: all-zero stat is a valid out-buffer; dir and name are valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0;
+    let kind = d.mode & libc::S_IFMT;
+    ok && st.st_mode & libc::S_IFMT == kind && (kind == libc::S_IFIFO || st.st_rdev == d.dev)
 }
 
 /// Resolves (creating) the directory that holds the last component of `p`.
@@ -455,11 +467,18 @@ fn mask_one(p: &CStr, null_fd: RawFd) -> Result<(), Errno> {
             null(),
         );
     }
+    bind_fd(null_fd, p)
+}
+
+/// Bind-mounts the file `src` refers to onto `target`, from the fd
+/// itself (open_tree(2) + move_mount(2)): no path is looked up for the
+/// source, and no /proc is needed.
+pub(crate) fn bind_fd(src: RawFd, target: &CStr) -> Result<(), Errno> {
     // SAFETY: plain syscalls on valid fds and NUL-terminated strings.
     let tree = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
-            null_fd,
+            src,
             c"".as_ptr(),
             libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
         )
@@ -475,7 +494,7 @@ fn mask_one(p: &CStr, null_fd: RawFd) -> Result<(), Errno> {
             tree,
             c"".as_ptr(),
             libc::AT_FDCWD,
-            p.as_ptr(),
+            target.as_ptr(),
             libc::MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
