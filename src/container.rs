@@ -153,8 +153,122 @@ impl Runtime {
             _ if !alive(rec) => Status::Stopped,
             Status::Creating => Status::Creating,
             _ if self.store.root().join(id).join("exec.fifo").exists() => Status::Created,
+            _ if rec.cgroup.is_frozen() => Status::Paused,
             _ => Status::Running,
         }
+    }
+
+    /// Opens a container and checks that its status is one of `ok`.
+    fn open_in(&self, id: &str, op: &'static str, ok: &[Status]) -> Result<(Entry, Record)> {
+        let entry = self.store.open(id)?;
+        let rec = entry.read()?;
+        let status = self.status_of(id, &rec);
+        if !ok.contains(&status) {
+            return Err(Error::InvalidStatus {
+                id: id.into(),
+                status,
+                op,
+                hint: "",
+            });
+        }
+        Ok((entry, rec))
+    }
+
+    /// Freezes every process of a running container (`runc pause`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] unless it is running or created.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let (_e, rec) = self.open_in(id, "pause", &[Status::Running, Status::Created])?;
+        rec.cgroup.freeze(true)?;
+        Ok(())
+    }
+
+    /// Thaws a paused container (`runc resume`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] unless it is paused.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let (_e, rec) = self.open_in(id, "resume", &[Status::Paused])?;
+        rec.cgroup.freeze(false)?;
+        Ok(())
+    }
+
+    /// Changes the resource limits of a container (`runc update`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a stopped container; [`CgroupError`]
+    /// naming the field the kernel refused.
+    pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let (_e, rec) = self.open_in(
+            id,
+            "update",
+            &[Status::Created, Status::Running, Status::Paused],
+        )?;
+        if let Some(m) = res.memory() {
+            // checkBeforeUpdate: refuse a limit below the current usage.
+            if m.check_before_update() == Some(true) {
+                let s = rec.cgroup.stats();
+                if let Some(l) = m.limit().filter(|l| *l > 0) {
+                    if (l as u64) < s.memory.usage.usage {
+                        return Err(crate::cgroups::CgroupError::Write {
+                            field: "linux.resources.memory.limit".into(),
+                            path: rec.cgroup.leaves.first().cloned().unwrap_or_default(),
+                            value: l.to_string(),
+                            source: std::io::Error::other(format!(
+                                "below the current usage {} (checkBeforeUpdate)",
+                                s.memory.usage.usage
+                            )),
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+        rec.cgroup.apply(res, &[])?;
+        Ok(())
+    }
+
+    /// Resource usage (`runc events --stats`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn stats(&self, id: &str) -> Result<crate::cgroups::stats::Stats> {
+        Ok(self.peek(id)?.cgroup.stats())
+    }
+
+    /// Number of OOM kills in the container so far.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn oom_kills(&self, id: &str) -> Result<u64> {
+        Ok(self.peek(id)?.cgroup.oom_kills())
+    }
+
+    /// The cgroup of a container (for `events` to watch).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn cgroup(&self, id: &str) -> Result<CgroupSet> {
+        Ok(self.peek(id)?.cgroup)
+    }
+
+    /// The host pids of every process of the container (`runc ps`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a stopped container.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let rec = self.peek(id)?;
+        let status = self.status_of(id, &rec);
+        if status == Status::Stopped {
+            return Err(Error::InvalidStatus {
+                id: id.into(),
+                status,
+                op: "list the processes of",
+                hint: "",
+            });
+        }
+        Ok(rec.cgroup.pids()?)
     }
 
     fn current(&self, id: &str, mut rec: Record) -> State {
@@ -267,14 +381,12 @@ impl Runtime {
     ) -> Result<Container> {
         let id = entry.id();
         let linux = b.spec.linux().as_ref().expect("validated");
-        if linux.resources().is_some() {
-            log::warn!(
-                "linux.resources: resource limits are not applied yet (only the cgroup is created)"
-            );
-        }
         let hier = Hierarchy::detect()?;
         let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
         *cg = CgroupSet::create(&hier, &inner)?;
+        if let Some(res) = linux.resources() {
+            cg.apply(res, &allowed_devices(linux))?;
+        }
         let mut plan = ChildPlan::build(
             b,
             id,
@@ -667,7 +779,12 @@ fn signal_init(rec: &Record, signal: i32) -> Result<()> {
     Ok(())
 }
 
+/// Signals every process of the container's cgroup. The cgroup is frozen
+/// meanwhile (when it has a freezer), so that no process can fork a child
+/// that escapes the signal; SIGKILLed frozen tasks die on thaw.
 fn signal_all(rec: &Record, signal: i32) -> Result<()> {
+    let was_frozen = rec.cgroup.is_frozen();
+    let froze = !was_frozen && rec.cgroup.freeze(true).is_ok();
     let mut pids = rec.cgroup.pids()?;
     if pids.is_empty() && alive(rec) {
         pids.push(rec.state.pid);
@@ -676,7 +793,27 @@ fn signal_all(rec: &Record, signal: i32) -> Result<()> {
         // SAFETY: plain kill; processes in the container's cgroup.
         unsafe { libc::kill(p, signal) };
     }
+    if froze || (was_frozen && signal == libc::SIGKILL) {
+        rec.cgroup.freeze(false)?;
+    }
     Ok(())
+}
+
+/// Device rules every container gets on top of `linux.resources.devices`
+/// (runc's defaults): the default devices, /dev/console, ptmx and ptys,
+/// and each `linux.devices` entry.
+fn allowed_devices(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    let mut v: Vec<serde_json::Value> = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)]
+        .iter()
+        .map(|(a, b)| serde_json::json!({"allow": true, "type": "c", "major": a, "minor": b, "access": "rwm"}))
+        .collect();
+    v.push(serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+    for d in linux.devices().iter().flatten() {
+        v.push(serde_json::json!({"allow": true, "type": d.typ().as_str(), "major": d.major(), "minor": d.minor(), "access": "rwm"}));
+    }
+    v.into_iter()
+        .filter_map(|j| serde_json::from_value(j).ok())
+        .collect()
 }
 
 /// SIGKILLs the container and waits (on a pidfd: no polling) for the init to exit.

@@ -8,7 +8,7 @@ pub struct Features {}
 
 impl Features {
     pub fn run(self, _g: &Global) -> Result<i32> {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rcrun::features::features())?
         );

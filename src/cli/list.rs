@@ -24,12 +24,12 @@ impl List {
         let all = g.runtime().list()?;
         if self.quiet {
             for s in &all {
-                println!("{}", s.id);
+                outln!("{}", s.id);
             }
             return Ok(0);
         }
         match self.format {
-            Format::Json => println!("{}", serde_json::to_string(&all)?),
+            Format::Json => outln!("{}", serde_json::to_string(&all)?),
             Format::Table => {
                 let rows: Vec<[String; 6]> = std::iter::once(
                     ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from),
@@ -57,7 +57,7 @@ impl List {
                         .enumerate()
                         .map(|(i, c)| format!("{c:<width$}", width = w[i] + 3))
                         .collect();
-                    println!("{}", line.concat().trim_end());
+                    outln!("{}", line.concat().trim_end());
                 }
             }
         }

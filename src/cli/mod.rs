@@ -1,16 +1,31 @@
 //! The command line: flags as runc spells them, one file per subcommand,
 //! each a thin call into the library.
 
+/// println! that ends the program quietly when stdout is closed (a
+/// reader such as `head` went away), instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
 pub mod log;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
@@ -96,12 +111,20 @@ pub enum Command {
     Create(create::Create),
     /// Delete any resources held by the container, often used with detached containers
     Delete(delete::Delete),
+    /// Display container events such as OOM notifications and resource usage statistics
+    Events(events::Events),
     /// Show the enabled features
     Features(features::Features),
     /// Kill sends the specified signal (default: SIGTERM) to the container's init process
     Kill(kill::Kill),
     /// Lists containers started by rcrun with the given root
     List(list::List),
+    /// Pause suspends all processes inside the container
+    Pause(pause::Pause),
+    /// Displays the processes running inside a container
+    Ps(ps::Ps),
+    /// Resumes all processes that have been previously paused
+    Resume(pause::Resume),
     /// Create and run a container
     Run(run::Run),
     /// Create a new specification file
@@ -110,6 +133,8 @@ pub enum Command {
     Start(start::Start),
     /// Output the state of a container
     State(state::State),
+    /// Update container resource constraints
+    Update(Box<update::Update>),
 }
 
 impl Command {
@@ -127,6 +152,11 @@ impl Command {
         match self {
             Command::Create(c) => c.run(g),
             Command::Delete(c) => c.run(g),
+            Command::Events(c) => c.run(g),
+            Command::Pause(c) => c.run(g),
+            Command::Ps(c) => c.run(g),
+            Command::Resume(c) => c.run(g),
+            Command::Update(c) => c.run(g),
             Command::Features(c) => c.run(g),
             Command::Kill(c) => c.run(g),
             Command::List(c) => c.run(g),

@@ -12,7 +12,7 @@ pub struct State {
 impl State {
     pub fn run(self, g: &Global) -> Result<i32> {
         let s = g.runtime().state(&self.id)?;
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         Ok(0)
     }
 }

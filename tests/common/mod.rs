@@ -268,3 +268,34 @@ pub fn host_ns(kind: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// The host runs the unified cgroup v2 hierarchy only.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && !Path::new("/sys/fs/cgroup/memory").exists()
+}
+
+impl Ct {
+    /// Reads a file of the container's cgroup: `v1` in the named v1
+    /// controller's hierarchy, or `v2` in the unified one.
+    pub fn cg_read(&self, controller: &str, v1: &str, v2: &str) -> String {
+        let p = if cgroup_v2() {
+            Path::new("/sys/fs/cgroup").join(&self.cgroup).join(v2)
+        } else {
+            Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(&self.cgroup)
+                .join(v1)
+        };
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// Creates and starts the container; returns once it runs.
+    pub fn start(&self) {
+        assert_ok(&self.create(&[]));
+        assert_ok(&self.rcrun(&["start", &self.id]));
+    }
+}

@@ -1,13 +1,19 @@
-//! Cgroup directories of a container: create, join, signal, remove.
+//! The container's cgroup: create, join, limit, freeze, measure, signal,
+//! remove, on both hierarchies: the cgroup v1 controllers mounted on the
+//! host, or the unified cgroup v2 tree.
 //!
-//! This is the part every container needs (a cgroup of its own that
-//! `kill --all` and `delete` can find and that is removed afterwards) on
-//! both hierarchies: the cgroup v1 controllers mounted on the host, or the
-//! unified cgroup v2 tree. rcrun only ever creates and removes directories
-//! under the container's own `cgroupsPath`; the host's cgroups are never
-//! written to, except for copying `cpuset.cpus`/`cpuset.mems` down into a
-//! v1 cpuset directory that rcrun itself created (without them no process
-//! can join it).
+//! rcrun only ever creates, writes and removes directories under the
+//! container's own `cgroupsPath`; the host's cgroups are never written to.
+//! (It reads the parent's `cpuset.cpus`/`cpuset.mems` to fill a v1 cpuset
+//! directory it created, without which no process could join it, and on v2
+//! enables controllers in the `cgroup.subtree_control` of the directories
+//! it created above the container's.)
+
+pub mod bpf;
+pub mod resources;
+pub mod stats;
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
 use std::fs;
 use std::io::ErrorKind;
@@ -29,6 +35,31 @@ pub enum CgroupError {
     /// `linux.cgroupsPath` is not usable.
     #[error("config.json: linux.cgroupsPath: {0}")]
     InvalidPath(String),
+    /// The kernel refused a resource value.
+    #[error("config.json: {field}: writing {value:?} to {path}: {source}")]
+    Write {
+        /// The spec field.
+        field: String,
+        /// The cgroup file.
+        path: PathBuf,
+        /// The value.
+        value: String,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
+    /// A resource the host's cgroups cannot express.
+    #[error(transparent)]
+    Unsupported(#[from] resources::Unsupported),
+    /// The controller a field needs is not available.
+    #[error("config.json: {field}: the {controller} controller is not available ({where_})")]
+    NoController {
+        /// The spec field.
+        field: String,
+        /// The controller.
+        controller: String,
+        /// Where it was looked for.
+        where_: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
@@ -117,6 +148,12 @@ pub struct CgroupSet {
     pub leaves: Vec<PathBuf>,
     /// Every directory rcrun created for it, parents first.
     pub created: Vec<PathBuf>,
+    /// The v1 controllers of each leaf's hierarchy (empty on v2).
+    #[serde(default)]
+    pub controllers: Vec<Vec<String>>,
+    /// The leaves are in the unified (v2) hierarchy.
+    #[serde(default)]
+    pub v2: bool,
 }
 
 /// Resolves a spec `cgroupsPath` (or the default `/rcrun/<id>`) to the
@@ -164,11 +201,15 @@ impl CgroupSet {
         let mut set = CgroupSet::default();
         let res = (|| {
             match h {
-                Hierarchy::Unified(root) => set.mkdir_all(root, inner, false)?,
+                Hierarchy::Unified(root) => {
+                    set.v2 = true;
+                    set.mkdir_all(root, inner, false)?;
+                }
                 Hierarchy::Legacy(mounts) => {
                     for (mnt, ctrls) in mounts {
                         let cpuset = ctrls.iter().any(|c| c == "cpuset");
                         set.mkdir_all(mnt, inner, cpuset)?;
+                        set.controllers.push(ctrls.clone());
                     }
                 }
             }
@@ -188,6 +229,11 @@ impl CgroupSet {
         for c in inner.components() {
             let parent = dir.clone();
             dir.push(c);
+            // v2: a directory rcrun created above the container's hands
+            // its controllers down (the parent of the first one is not ours).
+            if self.v2 && self.created.last() == Some(&parent) {
+                enable_controllers(&parent);
+            }
             match fs::create_dir(&dir) {
                 Ok(()) => {
                     self.created.push(dir.clone());
@@ -221,6 +267,146 @@ impl CgroupSet {
             fs::write(&p, &s).map_err(io(&p))?;
         }
         Ok(())
+    }
+
+    /// The leaf holding the files of `controller` (v1), or the v2 leaf
+    /// after checking that the controller is enabled there.
+    fn dir_for(&self, controller: &str, field: &str) -> Result<&Path, CgroupError> {
+        let missing = |where_: String| CgroupError::NoController {
+            field: field.to_string(),
+            controller: controller.to_string(),
+            where_,
+        };
+        if self.v2 {
+            let leaf = self
+                .leaves
+                .first()
+                .ok_or_else(|| missing("no cgroup".into()))?;
+            // Core files (cgroup.*) and the always-on cpu/io/memory/pids
+            // of the root need no check; others must be listed.
+            if controller != "cgroup" {
+                let p = leaf.join("cgroup.controllers");
+                let have = fs::read_to_string(&p).unwrap_or_default();
+                if !have.split_whitespace().any(|c| c == controller) {
+                    return Err(missing(format!("not in {}", p.display())));
+                }
+            }
+            return Ok(leaf);
+        }
+        self.controllers
+            .iter()
+            .position(|c| c.iter().any(|c| c == controller))
+            .map(|i| self.leaves[i].as_path())
+            .ok_or_else(|| missing("not mounted as a cgroup v1 hierarchy".into()))
+    }
+
+    /// Applies `linux.resources`; `devices` are extra device rules to
+    /// allow (the default devices and `linux.devices`), appended after the
+    /// spec's own when the spec restricts devices at all.
+    ///
+    /// # Errors
+    /// [`CgroupError`] naming the spec field the kernel refused.
+    pub fn apply(
+        &self,
+        res: &LinuxResources,
+        devices: &[LinuxDeviceCgroup],
+    ) -> Result<(), CgroupError> {
+        let mut res = res.clone();
+        let rules: Option<Vec<LinuxDeviceCgroup>> = res.devices().clone().map(|mut r| {
+            r.extend_from_slice(devices);
+            r
+        });
+        res.set_devices(if self.v2 { None } else { rules.clone() });
+        let settings = if self.v2 {
+            resources::v2(&res)?
+        } else {
+            resources::v1(&res)?
+        };
+        for s in &settings {
+            let ctrl = if self.v2 {
+                resources::v2_controller(&s.file)
+            } else {
+                s.controller
+            };
+            let dir = self.dir_for(ctrl, &s.field)?;
+            let path = dir.join(&s.file);
+            fs::write(&path, &s.value).map_err(|source| CgroupError::Write {
+                field: s.field.clone(),
+                path: path.clone(),
+                value: s.value.clone(),
+                source,
+            })?;
+        }
+        if let (true, Some(rules)) = (self.v2, rules) {
+            let leaf = self.leaves.first().expect("created");
+            let prog = bpf::program(&rules);
+            let fd = bpf::load(&prog).and_then(|fd| bpf::attach(leaf, &fd));
+            fd.map_err(|source| CgroupError::Write {
+                field: "linux.resources.devices".into(),
+                path: leaf.clone(),
+                value: format!("eBPF device program ({} rules)", rules.len()),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Freezes (`true`) or thaws the container's processes and waits until
+    /// the kernel reports the new state.
+    ///
+    /// # Errors
+    /// [`CgroupError`] when the freezer is missing or refuses.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let field = "pause/resume";
+        let (file, value, done_file, done) = if self.v2 {
+            (
+                "cgroup.freeze",
+                if frozen { "1" } else { "0" },
+                "cgroup.events",
+                if frozen { "frozen 1" } else { "frozen 0" },
+            )
+        } else {
+            (
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+            )
+        };
+        let dir = self.dir_for(if self.v2 { "cgroup" } else { "freezer" }, field)?;
+        let path = dir.join(file);
+        // A v1 freeze can stay FREEZING while tasks are busy: retry, as runc does.
+        for _ in 0..1000 {
+            fs::write(&path, value).map_err(|source| CgroupError::Write {
+                field: field.into(),
+                path: path.clone(),
+                value: value.into(),
+                source,
+            })?;
+            let state = fs::read_to_string(dir.join(done_file)).unwrap_or_default();
+            if state.lines().any(|l| l.trim() == done) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(CgroupError::Write {
+            field: field.into(),
+            path,
+            value: value.into(),
+            source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+        })
+    }
+
+    /// Whether the container's cgroup is frozen.
+    pub fn is_frozen(&self) -> bool {
+        let Ok(dir) = self.dir_for(if self.v2 { "cgroup" } else { "freezer" }, "") else {
+            return false;
+        };
+        if self.v2 {
+            fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+        } else {
+            fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+        }
     }
 
     /// The pids in the container's cgroup.
@@ -263,6 +449,16 @@ impl CgroupSet {
             }
         }
         Ok(())
+    }
+}
+
+/// Enables in `dir`'s subtree_control every controller `dir` has.
+fn enable_controllers(dir: &Path) {
+    let have = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in have.split_whitespace() {
+        // Best effort: a controller that cannot be delegated shows up as
+        // a clear error when a resource needs it.
+        let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
     }
 }
 

@@ -1,0 +1,289 @@
+//! linux.resources, update, pause/resume, ps, events, on cgroup v1 and
+//! v2: values read back from the cgroup files and their effects observed.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn resources_are_written() {
+    let mut c = Ct::new("sleep 100");
+    c.cfg["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864, "reservation": 33554432},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42}
+    });
+    c.start();
+    assert_eq!(
+        c.cg_read("memory", "memory.limit_in_bytes", "memory.max"),
+        "67108864"
+    );
+    assert_eq!(
+        c.cg_read("memory", "memory.soft_limit_in_bytes", "memory.low"),
+        "33554432"
+    );
+    if cgroup_v2() {
+        assert_eq!(c.cg_read("cpu", "", "cpu.weight"), "20");
+        assert_eq!(c.cg_read("cpu", "", "cpu.max"), "20000 100000");
+    } else {
+        assert_eq!(c.cg_read("cpu", "cpu.shares", ""), "512");
+        assert_eq!(c.cg_read("cpu", "cpu.cfs_quota_us", ""), "20000");
+        assert_eq!(c.cg_read("cpu", "cpu.cfs_period_us", ""), "100000");
+    }
+    assert_eq!(c.cg_read("cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
+    assert_eq!(c.cg_read("pids", "pids.max", "pids.max"), "42");
+}
+
+#[test]
+fn blkio_throttle_is_written() {
+    // The device of the root filesystem.
+    let dev = std::fs::metadata("/")
+        .map(|m| std::os::linux::fs::MetadataExt::st_dev(&m))
+        .unwrap();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    // A partition cannot be throttled; use its whole disk (minor 0).
+    let mut c = Ct::new("sleep 100");
+    c.cfg["linux"]["resources"] = json!({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": 0, "rate": 1048576}]}});
+    let _ = minor;
+    c.start();
+    let want = format!("{major}:0");
+    let got = c.cg_read("blkio", "blkio.throttle.read_bps_device", "io.max");
+    assert!(got.contains(&want) && (got.contains("1048576")), "{got}");
+}
+
+#[test]
+fn memory_limit_gets_a_process_oom_killed() {
+    let mut c = Ct::new("tail /dev/zero; echo survived");
+    c.cfg["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    if cgroup_v2() {
+        c.cfg["linux"]["resources"]["memory"]["swap"] = json!(33554432);
+    }
+    let o = c.run();
+    // tail is killed by the OOM killer; sh goes on.
+    assert_eq!(stdout(&o), "survived\n");
+}
+
+#[test]
+fn oom_shows_in_stats_and_events() {
+    let mut c = Ct::new("sleep 0.5; tail /dev/zero; sleep 100");
+    c.cfg["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    c.start();
+    let mut ev = c
+        .cmd(&["events", "--interval", "200ms", &c.id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let r = std::io::BufReader::new(ev.stdout.take().unwrap());
+    let mut saw_stats = false;
+    let mut saw_oom = false;
+    for line in r.lines().take(200) {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        assert_eq!(v["id"], c.id.as_str());
+        match v["type"].as_str().unwrap() {
+            "stats" => {
+                saw_stats = true;
+                assert!(v["data"]["memory"]["usage"]["limit"].as_u64().unwrap() <= 33554432);
+            }
+            "oom" => saw_oom = true,
+            t => panic!("event type {t}"),
+        }
+        if saw_oom && saw_stats {
+            break;
+        }
+    }
+    let _ = ev.kill();
+    let _ = ev.wait();
+    assert!(saw_stats && saw_oom, "stats {saw_stats}, oom {saw_oom}");
+    let o = c.rcrun(&["events", "--stats", &c.id]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["data"]["memory"]["usage"]["limit"], 33554432);
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+    assert!(v["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn pids_limit_refuses_forks() {
+    let mut c = Ct::new(
+        "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1; echo $(ls /proc | grep -c '^[0-9]')",
+    );
+    c.cfg["linux"]["resources"] = json!({"pids": {"limit": 4}});
+    let out = stdout(&c.run());
+    assert!(
+        out.contains("can't fork") || out.contains("Resource temporarily unavailable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let c = Ct::new("i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done");
+    c.start();
+    let read = || {
+        let o = c.rcrun(&["ps", "-f", "json", &c.id]);
+        assert_ok(&o);
+        let pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+        let pid = pids[0];
+        std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n")).unwrap_or_default()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_ok(&c.rcrun(&["pause", &c.id]));
+    assert_eq!(c.status(), "paused");
+    let a = read();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let b = read();
+    assert_eq!(a, b, "a frozen container ran");
+    assert_err(&c.rcrun(&["pause", &c.id]), "is paused: cannot pause");
+    assert_ok(&c.rcrun(&["resume", &c.id]));
+    assert_eq!(c.status(), "running");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_ne!(read(), b, "the container did not resume");
+    assert_err(&c.rcrun(&["resume", &c.id]), "is running: cannot resume");
+    // A paused container can be killed and force-deleted.
+    assert_ok(&c.rcrun(&["pause", &c.id]));
+    assert_ok(&c.rcrun(&["delete", "--force", &c.id]));
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn update_with_flags_and_resources_json() {
+    let mut c = Ct::new("sleep 100");
+    c.cfg["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 10}});
+    c.start();
+    assert_ok(&c.rcrun(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "20",
+        "--cpu-quota",
+        "30000",
+        "--cpu-period",
+        "100000",
+        &c.id,
+    ]));
+    assert_eq!(
+        c.cg_read("memory", "memory.limit_in_bytes", "memory.max"),
+        "134217728"
+    );
+    assert_eq!(c.cg_read("pids", "pids.max", "pids.max"), "20");
+    // docker's update: JSON on stdin, zeros mean "unchanged".
+    let mut child = c
+        .cmd(&["update", "--resources", "-", &c.id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(br#"{"memory": {"limit": 100663296, "reservation": 0}, "cpu": {"shares": 0}, "blockIO": {"weight": 0}, "pids": {"limit": 30}}"#).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        c.cg_read("memory", "memory.limit_in_bytes", "memory.max"),
+        "100663296"
+    );
+    assert_eq!(c.cg_read("pids", "pids.max", "pids.max"), "30");
+    // checkBeforeUpdate refuses a limit below the current usage.
+    let f = c.path("res.json");
+    std::fs::write(
+        &f,
+        r#"{"memory": {"limit": 4096, "checkBeforeUpdate": true}}"#,
+    )
+    .unwrap();
+    assert_err(
+        &c.rcrun(&["update", "-r", f.to_str().unwrap(), &c.id]),
+        "checkBeforeUpdate",
+    );
+}
+
+#[test]
+fn ps_lists_the_containers_processes() {
+    let c = Ct::new("sleep 100 & sleep 100 & wait");
+    c.start();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = c.rcrun(&["ps", "--format", "json", &c.id]);
+    assert_ok(&o);
+    let pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    let t = stdout(&c.rcrun(&["ps", &c.id]));
+    assert!(t.starts_with("UID") || t.contains("PID"), "{t}");
+    assert_eq!(
+        t.lines().filter(|l| l.ends_with(" sleep 100")).count(),
+        2,
+        "{t}"
+    );
+    let t = stdout(&c.rcrun(&["ps", &c.id, "-o", "pid,comm"]));
+    assert!(t.lines().next().unwrap().contains("PID"), "{t}");
+}
+
+#[test]
+fn kill_all_reaches_every_process() {
+    // Without a pid namespace, killing the init leaves the others: --all reaches them.
+    let mut c = Ct::new("sleep 100 & sleep 100 & exec sleep 100");
+    c.cfg["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+    c.start();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = c.rcrun(&["ps", "-f", "json", &c.id]);
+    let pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(pids.len(), 3);
+    assert_ok(&c.rcrun(&["kill", "--all", &c.id, "KILL"]));
+    c.wait_status("stopped");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for p in pids {
+        let st = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        assert!(st.is_empty() || st.contains(") Z "), "{p} survived: {st}");
+    }
+    assert_ok(&c.rcrun(&["delete", &c.id]));
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn device_rules_are_enforced() {
+    // Deny everything: the default devices and linux.devices stay usable
+    // (runc's allowlist), other devices cannot even be created.
+    let mut c = Ct::new(
+        "echo x > /dev/null && echo null-ok; head -c1 /dev/zero2 | wc -c; \
+         mknod /tmp/sda b 8 0 2>/dev/null && echo mknod-ok || echo mknod-denied",
+    );
+    c.cfg["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    c.cfg["linux"]["devices"] =
+        json!([{"path": "/dev/zero2", "type": "c", "major": 1, "minor": 5}]);
+    assert_eq!(c.run_ok(), "null-ok\n1\nmknod-denied\n");
+    // Without the deny rule the same mknod works (CAP_MKNOD is there).
+    let c = Ct::new("mknod /tmp/sda b 8 0 2>/dev/null && echo mknod-ok || echo mknod-denied");
+    assert_eq!(c.run_ok(), "mknod-ok\n");
+}
+
+#[test]
+fn unavailable_controller_or_value_names_the_field() {
+    let mut c = Ct::new("true");
+    if cgroup_v2() {
+        c.cfg["linux"]["resources"] = json!({"network": {"classID": 1}});
+        assert_err(&c.create(&[]), "linux.resources.network");
+    } else {
+        c.cfg["linux"]["resources"] = json!({"unified": {"memory.high": "1"}});
+        assert_err(&c.create(&[]), "linux.resources.unified: needs cgroup v2");
+    }
+    assert!(c.cgroup_dirs().is_empty());
+    let mut c = Ct::new("true");
+    c.cfg["linux"]["resources"] = json!({"cpu": {"cpus": "99999"}});
+    assert_err(&c.create(&[]), "linux.resources.cpu.cpus");
+    assert!(c.cgroup_dirs().is_empty());
+    let mut c = Ct::new("true");
+    c.cfg["linux"]["resources"] = json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]});
+    assert_err(&c.create(&[]), "linux.resources.hugepageLimits[0]");
+    assert!(c.cgroup_dirs().is_empty());
+}
+
+#[test]
+fn relative_cgroups_path_is_not_under_the_callers_cgroup() {
+    let mut c = Ct::new("cat /proc/self/cgroup");
+    let rel = c.cgroup.clone();
+    c.cfg["linux"]["cgroupsPath"] = json!(rel);
+    let out = c.run_ok();
+    assert!(
+        out.lines().any(|l| l.ends_with(&format!(":/{rel}"))),
+        "{out}"
+    );
+    assert!(!out.contains("process_api"), "{out}");
+}
