@@ -809,7 +809,13 @@ fn allowed_devices(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::L
         .collect();
     v.push(serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
     for d in linux.devices().iter().flatten() {
-        v.push(serde_json::json!({"allow": true, "type": d.typ().as_str(), "major": d.major(), "minor": d.minor(), "access": "rwm"}));
+        // The devices cgroup knows character and block devices only.
+        let t = match d.typ().as_str() {
+            "u" | "c" => "c",
+            "b" => "b",
+            _ => continue,
+        };
+        v.push(serde_json::json!({"allow": true, "type": t, "major": d.major(), "minor": d.minor(), "access": "rwm"}));
     }
     v.into_iter()
         .filter_map(|j| serde_json::from_value(j).ok())

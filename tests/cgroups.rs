@@ -36,19 +36,24 @@ fn resources_are_written() {
 
 #[test]
 fn blkio_throttle_is_written() {
-    // The device of the root filesystem.
-    let dev = std::fs::metadata("/")
-        .map(|m| std::os::linux::fs::MetadataExt::st_dev(&m))
-        .unwrap();
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    // A partition cannot be throttled; use its whole disk (minor 0).
+    // A whole disk of this machine (the v2 VM has a scratch disk).
+    let dev = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            !n.starts_with("loop") && !n.starts_with("ram")
+        })
+        .find_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
+        .expect("a block device");
+    let (major, minor) = dev.trim().split_once(':').unwrap();
+    let (major, minor): (u32, u32) = (major.parse().unwrap(), minor.parse().unwrap());
     let mut c = Ct::new("sleep 100");
-    c.cfg["linux"]["resources"] = json!({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": 0, "rate": 1048576}]}});
-    let _ = minor;
+    c.cfg["linux"]["resources"] = json!({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}});
     c.start();
-    let want = format!("{major}:0");
+    let want = format!("{major}:{minor}");
     let got = c.cg_read("blkio", "blkio.throttle.read_bps_device", "io.max");
-    assert!(got.contains(&want) && (got.contains("1048576")), "{got}");
+    assert!(got.contains(&want) && got.contains("1048576"), "{got}");
 }
 
 #[test]

@@ -86,8 +86,13 @@ fn all_hooks_in_order_with_state_env_and_args() {
             _ => "stopped",
         };
         assert_eq!(state["status"], want, "{line}");
-        if kind != "poststop" {
-            assert!(state["pid"].as_i64().unwrap() > 0, "{line}");
+        let pid = state["pid"].as_i64().unwrap_or(0);
+        match kind {
+            // In the container's namespaces: the pid the container sees.
+            "createContainer" | "startContainer" => assert_eq!(pid, 1, "{line}"),
+            "poststop" => {}
+            // In the runtime's: the host pid.
+            _ => assert!(pid > 1, "{line}"),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! about thirty instructions generated from the rules.
 //!
 //! The rules keep their v1 meaning: applied in order, the last one that
-//! matches decides; a request no rule matches is denied.
+//! matches decides; a request no rule matches is allowed, as in a new v1
+//! cgroup that inherits its parent's allow-all (configs start with a
+//! deny-all rule to restrict).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -87,6 +89,7 @@ pub fn program(rules: &[LinuxDeviceCgroup]) -> Vec<Insn> {
         if let Some(m) = r.minor().filter(|m| *m >= 0) {
             checks.push((5, 0, m as i32));
         }
+        let unconditional = checks.is_empty();
         let mut block = Vec::new();
         for (reg, is_access, v) in checks {
             if is_access == 1 {
@@ -107,8 +110,15 @@ pub fn program(rules: &[LinuxDeviceCgroup]) -> Vec<Insn> {
             }
         }
         p.extend(block);
+        // A rule that matches everything decides alone: what would follow
+        // is unreachable, which the verifier refuses.
+        if unconditional {
+            return p;
+        }
     }
-    p.push(insn(MOV32_K, 0, 0, 0, 0));
+    // No catch-all rule: as on v1, where a new cgroup inherits its
+    // parent's allow-all and only deny rules restrict, allow.
+    p.push(insn(MOV32_K, 0, 0, 0, 1));
     p.push(insn(EXIT, 0, 0, 0, 0));
     p
 }
@@ -139,14 +149,28 @@ const BPF_PROG_TYPE_CGROUP_DEVICE: u64 = 15;
 const BPF_CGROUP_DEVICE: u64 = 6;
 const BPF_F_ALLOW_MULTI: u64 = 2;
 
-/// Loads the program into the kernel.
+/// Loads the program into the kernel. On failure the verifier's last
+/// words are in the error.
 pub fn load(prog: &[Insn]) -> std::io::Result<OwnedFd> {
     let license = c"Apache";
+    let mut log = vec![0u8; 1 << 16];
     let mut a = [0u64; 16];
     a[0] = BPF_PROG_TYPE_CGROUP_DEVICE | ((prog.len() as u64) << 32);
     a[1] = prog.as_ptr() as u64;
     a[2] = license.as_ptr() as u64;
-    let fd = bpf(BPF_PROG_LOAD, &mut a)?;
+    a[3] = 1 | ((log.len() as u64) << 32); // log_level, log_size
+    a[4] = log.as_mut_ptr() as u64;
+    let fd = bpf(BPF_PROG_LOAD, &mut a).map_err(|e| {
+        let text = String::from_utf8_lossy(&log);
+        let text = text.trim_end_matches('\0');
+        let last = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        std::io::Error::new(e.kind(), format!("{e} (verifier: {last})"))
+    })?;
     // SAFETY: BPF_PROG_LOAD returned a new fd that we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -203,11 +227,16 @@ mod tests {
             {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}
         ])));
         // prologue 6; allow rule: type, 3 access, major, minor, mov, exit = 8;
-        // deny-all: mov, exit = 2; default: 2.
-        assert_eq!(p.len(), 6 + 8 + 2 + 2);
+        // deny-all: mov, exit = 2, and nothing after it.
+        assert_eq!(p.len(), 6 + 8 + 2);
         assert_eq!(p[6], insn(JNE_K, 2, 0, 7, DEV_CHAR));
         assert_eq!(p[12], insn(MOV32_K, 0, 0, 0, 1));
         assert_eq!(p[14], insn(MOV32_K, 0, 0, 0, 0));
+        // Without a catch-all, the default is v1's inherited allow.
+        let p = program(&rules(
+            serde_json::json!([{"allow": false, "type": "c", "major": 1, "minor": 3}]),
+        ));
+        assert_eq!(p[p.len() - 2], insn(MOV32_K, 0, 0, 0, 1));
     }
 
     /// The kernel's verifier accepts the program (the suite runs as root).

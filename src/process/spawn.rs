@@ -192,11 +192,25 @@ fn drive(
 
 /// The init's copy of the state: as createContainer hooks see it
 /// ("creating"), a NUL, and as startContainer hooks see it ("created").
+/// These hooks run in the container's namespaces, so `pid` is the init's
+/// pid as the container sees it (runtime.md, State).
 fn state_payload(cb: &Callbacks<'_>, pid: i32) -> Vec<u8> {
+    let pid = ns_pid(pid);
     let mut v = (cb.state)(pid, crate::Status::Creating);
     v.push(0);
     v.extend_from_slice(&(cb.state)(pid, crate::Status::Created));
     v
+}
+
+/// `pid` in its own (innermost) pid namespace, from /proc/PID/status.
+fn ns_pid(pid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("NSpid:"))?;
+            line.split_whitespace().last()?.parse().ok()
+        })
+        .unwrap_or(pid)
 }
 
 fn errstr(e: i32) -> String {

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Runs the test suite again inside a VM with a pure cgroup v2 hierarchy
+# (QEMU with Debian's kernel, software emulation: nested KVM does not boot
+# on the machines this project runs on). The tests are built here and
+# their binaries run in the guest, which sees this checkout read-write at
+# the same path and the host's / read-only.
+#
+#   sh scripts/test-v2.sh [TEST-BINARY-NAME...]   (default: all)
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/lib/deps.sh
+ensure_deps
+apt_install qemu-system-x86 linux-image-amd64 cpio zstd xz-utils kmod
+# The tests, built on the host; their executables listed by cargo.
+bins=$(cargo test --locked --no-run --tests --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')
+[ -n "$bins" ] || die "no test binaries"
+want="$*"
+list=""
+for b in $bins; do
+    name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
+    [ "$name" = rcrun ] && continue           # the binary's own (empty) unit tests
+    if [ -z "$want" ] || echo " $want " | grep -q " $name "; then list="$list $b"; fi
+done
+# The busybox rootfs is built on the host (the guest's / is read-only).
+rootfs/build-busybox.sh target/test-bundle >/dev/null
+runner=target/v2-run.sh
+{
+    echo 'set -u; cd "$(dirname "$0")/.."; fail=0'
+    echo 'echo "cgroup: $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"'
+    for b in $list; do
+        echo "echo '== $(basename "$b")'; $b --test-threads=2 2>&1 || fail=1"
+    done
+    echo 'exit $fail'
+} > "$runner"
+V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} bash scripts/v2vm.sh sh "$runner"
