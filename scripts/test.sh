@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the whole test suite: unit tests, doc tests, and the integration
-# tests that start real containers on the busybox rootfs.
+# tests that start real containers on the busybox rootfs, on this
+# machine's cgroups and then again in a cgroup v2 VM (scripts/test-v2.sh).
 #
 #   sh scripts/test.sh
 #
@@ -13,3 +14,5 @@ ensure_deps
 cargo build --locked --all-targets -q
 cargo test --locked --all-targets --no-fail-fast 2>&1
 cargo test --locked --doc 2>&1
+echo "== the same tests on a pure cgroup v2 system (QEMU)"
+sh scripts/test-v2.sh

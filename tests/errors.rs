@@ -150,6 +150,13 @@ fn systemd_cgroup_is_a_clear_error() {
         &c.id,
     ]);
     assert_err(&o, "--systemd-cgroup");
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        assert!(
+            stderr(&o).contains("systemd is not running"),
+            "{}",
+            stderr(&o)
+        );
+    }
     assert_clean(&c);
 }
 

@@ -145,6 +145,14 @@ impl Command {
 
     pub fn run(self, g: &Global) -> anyhow_lite::Result<i32> {
         if g.systemd_cgroup && matches!(self, Command::Create(_) | Command::Run(_)) {
+            // systemd's own test for "booted with systemd" (sd_booted).
+            if !std::path::Path::new("/run/systemd/system").is_dir() {
+                return Err(anyhow_lite::Error(
+                    "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); \
+                     use a cgroupfs cgroupsPath without --systemd-cgroup"
+                        .into(),
+                ));
+            }
             return Err(
                 rcrun::Error::Unsupported("--systemd-cgroup (the systemd cgroup driver)").into(),
             );
