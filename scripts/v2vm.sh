@@ -35,7 +35,7 @@ build_initramfs() {
   cp "$BB" "$d/bin/busybox"
   for a in sh mount umount mkdir insmod cat echo sleep poweroff reboot chroot switch_root ln mknod; do ln -s busybox "$d/bin/$a"; done
   local mods
-  mods=$(for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe -S "$KVER" --show-depends "$m"; done \
+  mods=$(for m in virtio_pci virtio_blk 9pnet_virtio 9p overlay; do modprobe -S "$KVER" --show-depends "$m"; done \
          | awk '$1=="insmod"{print $2}' | awk '!s[$0]++')
   : > "$d/modules/order"
   for m in $mods; do

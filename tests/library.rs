@@ -93,7 +93,12 @@ fn main() {
         c.join().unwrap();
     }
     let (ok, bad) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/pids")
+    let cg_root = if common::cgroup_v2() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    let leftovers: Vec<_> = std::fs::read_dir(cg_root)
         .unwrap()
         .flatten()
         .filter(|e| {

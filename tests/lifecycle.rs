@@ -77,7 +77,7 @@ fn delete_of_a_created_container_needs_force() {
 
 #[test]
 fn kill_accepts_names_and_numbers_and_all() {
-    let c = Ct::new("trap 'echo got-usr1 > /tmp/x' USR1; sleep 100 & wait; sleep 100 & wait");
+    let c = Ct::new("trap 'echo got-usr1 >> /tmp/x' USR1; while :; do sleep 100 & wait; done");
     assert_ok(&c.create(&[]));
     assert_ok(&c.rcrun(&["start", &c.id]));
     assert_ok(&c.rcrun(&["kill", &c.id, "SIGUSR1"]));

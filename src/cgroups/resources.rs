@@ -192,24 +192,8 @@ pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
         if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
             o.push("cpu", "cpu.rt_runtime_us", r, "cpu.realtimeRuntime");
         }
-        if let Some(i) = c.idle() {
-            o.push("cpu", "cpu.idle", i, "cpu.idle");
-        }
-        if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            o.push("cpuset", "cpuset.cpus", s, "cpu.cpus");
-        }
-        if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            o.push("cpuset", "cpuset.mems", s, "cpu.mems");
-        }
     }
-    if let Some(p) = res.pids() {
-        let v = if p.limit() <= 0 {
-            "max".to_string()
-        } else {
-            p.limit().to_string()
-        };
-        o.push("pids", "pids.max", v, "pids.limit");
-    }
+    cpuset_idle_pids(&mut o, res, ["cpu", "cpuset", "pids"]);
     if let Some(b) = res.block_io() {
         if let Some(w) = b.weight().filter(|w| *w != 0) {
             o.push("blkio", "blkio.weight", w, "blockIO.weight");
@@ -296,6 +280,30 @@ pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
         ));
     }
     Ok(o.v)
+}
+
+/// The files v1 and v2 share: cpu.idle, cpuset.cpus/mems, pids.max
+/// (`ctl` names the v1 controllers of cpu, cpuset and pids).
+fn cpuset_idle_pids(o: &mut Out, res: &LinuxResources, ctl: [&'static str; 3]) {
+    if let Some(c) = res.cpu() {
+        if let Some(i) = c.idle() {
+            o.push(ctl[0], "cpu.idle", i, "cpu.idle");
+        }
+        if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            o.push(ctl[1], "cpuset.cpus", s, "cpu.cpus");
+        }
+        if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            o.push(ctl[1], "cpuset.mems", s, "cpu.mems");
+        }
+    }
+    if let Some(p) = res.pids() {
+        let v = if p.limit() <= 0 {
+            "max".to_string()
+        } else {
+            p.limit().to_string()
+        };
+        o.push(ctl[2], "pids.max", v, "pids.limit");
+    }
 }
 
 fn rdma(o: &mut Out, res: &LinuxResources, controller: &'static str) {
@@ -394,24 +402,8 @@ pub fn v2(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
                 "is not available on cgroup v2",
             ));
         }
-        if let Some(i) = c.idle() {
-            o.push("", "cpu.idle", i, "cpu.idle");
-        }
-        if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            o.push("", "cpuset.cpus", s, "cpu.cpus");
-        }
-        if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            o.push("", "cpuset.mems", s, "cpu.mems");
-        }
     }
-    if let Some(p) = res.pids() {
-        let v = if p.limit() <= 0 {
-            "max".to_string()
-        } else {
-            p.limit().to_string()
-        };
-        o.push("", "pids.max", v, "pids.limit");
-    }
+    cpuset_idle_pids(&mut o, res, [""; 3]);
     if let Some(b) = res.block_io() {
         if let Some(w) = b.weight().filter(|w| *w != 0) {
             o.push("", "io.bfq.weight", w, "blockIO.weight");

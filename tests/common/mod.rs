@@ -293,6 +293,19 @@ impl Ct {
             .to_string()
     }
 
+    /// Gives the container a private copy of the rootfs (for tests that
+    /// plant files in it) and returns its path.
+    pub fn private_rootfs(&mut self) -> PathBuf {
+        let root = self.path("rootfs");
+        let st = Command::new("cp")
+            .args(["-a", rootfs().to_str().unwrap(), root.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying the rootfs failed");
+        self.cfg["root"]["path"] = json!(root);
+        root
+    }
+
     /// Creates and starts the container; returns once it runs.
     pub fn start(&self) {
         assert_ok(&self.create(&[]));
