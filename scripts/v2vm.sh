@@ -67,12 +67,12 @@ c=""; for x in $(cat $R/sys/fs/cgroup/cgroup.controllers); do c="$c +$x"; done
 echo "$c" > $R/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || \
   for x in $c; do echo "$x" > $R/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; done
 hostname v2vm 2>/dev/null
-cd /
-if grep -q v2vm.console /proc/cmdline; then O=/dev/console; E=/dev/console; else O=$C/out; E=$C/err; fi
-chroot $R /bin/sh -c 'cd "$(cat /run/.v2vm/cwd)" 2>/dev/null || cd /; . /run/.v2vm/env; exec /bin/sh /run/.v2vm/cmd.sh' </dev/null >$O 2>$E
-echo $? > $C/rc
-sync
-poweroff -f
+if grep -q v2vm.console /proc/cmdline; then O=/dev/console; E=/dev/console; else O=/run/.v2vm/out; E=/run/.v2vm/err; fi
+# Make the host root the namespace's root (as switch_root does) rather
+# than chroot into it: in a chroot the kernel refuses new user namespaces.
+cd $R
+mount --move . /
+exec chroot . /bin/sh -c 'cd "$(cat /run/.v2vm/cwd)" 2>/dev/null || cd /; . /run/.v2vm/env; /bin/sh /run/.v2vm/cmd.sh </dev/null >'"$O"' 2>'"$E"'; echo $? > /run/.v2vm/rc; sync; /bin/busybox poweroff -f'
 EOF
   chmod +x "$d/init"
   mkdir -p "$CACHE"
