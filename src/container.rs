@@ -28,8 +28,9 @@ pub struct CreateOptions {
     /// `--console-socket`: where to send the pty master when
     /// `process.terminal` is true.
     pub console_socket: Option<PathBuf>,
-    /// A socket already connected to the pty receiver (used by `run` in
-    /// the foreground instead of `console_socket`).
+    /// A socket already connected to the pty receiver, used instead of
+    /// `console_socket` when the container has a terminal (`run` in the
+    /// foreground passes one and proxies; ignored without a terminal).
     pub console: Option<OwnedFd>,
     /// `--pid-file`: write the init's pid there.
     pub pid_file: Option<PathBuf>,
@@ -51,6 +52,7 @@ pub struct CreateOptions {
 pub struct Container {
     id: String,
     pid: i32,
+    terminal: bool,
 }
 
 impl Container {
@@ -62,6 +64,11 @@ impl Container {
     /// Host pid of the container's init process.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The container's process has a terminal (`process.terminal`).
+    pub fn terminal(&self) -> bool {
+        self.terminal
     }
 
     /// Waits for the init process to exit; returns its exit status, or
@@ -423,7 +430,14 @@ impl Runtime {
             .map_err(|e| Error::io(errp.display().to_string(), e))?;
         let err_fd = raise_fd(OwnedFd::from(ef), min_fd)?;
         plan.err_fd = err_fd.as_raw_fd();
+        let terminal = b
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         let console = match (&opts.console, &opts.console_socket) {
+            _ if !terminal => None,
             (Some(fd), _) => Some(raise_fd(
                 fd.try_clone().map_err(|e| Error::io("console", e))?,
                 min_fd,
@@ -516,6 +530,7 @@ impl Runtime {
         Ok(Container {
             id: id.to_string(),
             pid,
+            terminal,
         })
     }
 

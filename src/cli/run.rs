@@ -53,15 +53,10 @@ impl Run {
         let rt = g.runtime();
         let id = self.flags.id.clone();
         let mut opts = self.flags.options();
-        let spec = rcrun::spec::Bundle::load(&self.flags.bundle)?;
-        let terminal = spec
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
+        // In the foreground without --console-socket, offer a socket of our
+        // own; the library uses it only if the container has a terminal.
         let mut console: Option<OwnedFd> = None;
-        if terminal && !self.detach && opts.console_socket.is_none() {
+        if !self.detach && opts.console_socket.is_none() {
             let (a, b) = std::os::unix::net::UnixStream::pair()?;
             opts.console = Some(a.into());
             console = Some(b.into());
@@ -91,7 +86,7 @@ impl Run {
                 unsafe { libc::kill(pid, s as i32) };
             }
         });
-        let proxy = match console {
+        let proxy = match console.filter(|_| c.terminal()) {
             Some(sock) => {
                 let master = rcrun::console::recv_pty(&sock)?;
                 Some(std::thread::spawn(move || rcrun::console::proxy(master)))
