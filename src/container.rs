@@ -46,6 +46,23 @@ pub struct CreateOptions {
     pub allow_unsealed: bool,
 }
 
+/// Options of [`Runtime::exec`] (runc's `exec` flags).
+#[derive(Debug)]
+pub struct ExecOptions {
+    /// The process to run (`--process`, or built from the flags).
+    pub process: oci_spec::runtime::Process,
+    /// `--console-socket` for a process with a terminal.
+    pub console_socket: Option<PathBuf>,
+    /// A connected socket for the pty instead (foreground `exec -t`).
+    pub console: Option<OwnedFd>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--preserve-fds N`.
+    pub preserve_fds: i32,
+    /// `--ignore-paused`: exec into a paused container.
+    pub ignore_paused: bool,
+}
+
 /// A container created by this process: its init is our child, so we can
 /// wait for its exit status.
 #[derive(Debug)]
@@ -199,6 +216,88 @@ impl Runtime {
         let (_e, rec) = self.open_in(id, "resume", &[Status::Paused])?;
         rec.cgroup.freeze(false)?;
         Ok(())
+    }
+
+    /// Runs another process in a created or running container
+    /// (`runc exec`): it joins the init's namespaces and cgroup and gets
+    /// its own user, capabilities, rlimits and terminal. Returns once the
+    /// program runs; [`Container::wait`] gives its exit status.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a stopped or paused container; the
+    /// field at fault when the process cannot be set up or exec'd.
+    pub fn exec(&self, id: &str, opts: ExecOptions) -> Result<Container> {
+        if !crate::seal::is_sealed() {
+            return Err(Error::Unsupported(
+                "exec from an unsealed process (call rcrun::seal::ensure_sealed() first)",
+            ));
+        }
+        let mut ok = vec![Status::Created, Status::Running];
+        if opts.ignore_paused {
+            ok.push(Status::Paused);
+        }
+        let (entry, rec) = self.open_in(id, "exec in", &ok)?;
+        // exec changes no state: do not hold the container's lock while the
+        // process starts (it may wait in a frozen cgroup for `resume`).
+        drop(entry);
+        let p = &opts.process;
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(SpecError::Invalid {
+                field: "process.args".into(),
+                reason: "must name a program".into(),
+            }
+            .into());
+        }
+        let terminal = p.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && opts.console.is_none() {
+            return Err(SpecError::Invalid {
+                field: "process.terminal".into(),
+                reason: "a terminal needs --console-socket when detached".into(),
+            }
+            .into());
+        }
+        let mut plan = ChildPlan::build_exec(p, rec.state.pid, opts.preserve_fds)?;
+        let min_fd = 3 + opts.preserve_fds;
+        let console = match (&opts.console, &opts.console_socket) {
+            _ if !terminal => None,
+            (Some(fd), _) => Some(raise_fd(
+                fd.try_clone().map_err(|e| Error::io("console", e))?,
+                min_fd,
+            )?),
+            (None, Some(path)) => Some(raise_fd(crate::console::connect(path)?, min_fd)?),
+            _ => None,
+        };
+        plan.console_fd = console.as_ref().map_or(-1, |c| c.as_raw_fd());
+        let spawned = spawn::spawn(
+            &mut plan,
+            &Callbacks {
+                cgroups: &rec.cgroup,
+                id_maps: None,
+                state: &|_, _| Vec::new(),
+                runtime_hooks: &|_| Ok(()),
+            },
+        )?;
+        drop(console);
+        if let Err(e) = spawn::confirm_exec(&plan, &spawned) {
+            let _ = sys::waitpid(spawned.pid);
+            return Err(e);
+        }
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, spawned.pid)?;
+        }
+        Ok(Container {
+            id: id.to_string(),
+            pid: spawned.pid,
+            terminal,
+        })
+    }
+
+    /// The process of the container's config (the base of `exec`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn config_process(&self, id: &str) -> Result<Option<oci_spec::runtime::Process>> {
+        Ok(self.peek(id)?.process)
     }
 
     /// Changes the resource limits of a container (`runc update`).
@@ -464,6 +563,7 @@ impl Runtime {
             cgroup: cg.clone(),
             hooks: b.spec.hooks().clone(),
             no_process: b.spec.process().is_none(),
+            process: b.spec.process().clone(),
         };
         entry.write(&rec)?;
 

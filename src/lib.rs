@@ -46,7 +46,7 @@ pub mod spec;
 mod state;
 pub mod store;
 
-pub use container::{Container, CreateOptions, Runtime};
+pub use container::{Container, CreateOptions, ExecOptions, Runtime};
 pub use error::{Error, Result};
 pub use oci_spec;
 pub use state::{Record, State, Status};

@@ -99,6 +99,47 @@ impl NamespacePlan {
     }
 }
 
+/// The namespaces `exec` joins, user first and mount last (joining the
+/// mount namespace moves the caller to the container's root).
+const EXEC_NAMESPACES: &[(&str, c_int)] = &[
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", libc::CLONE_NEWTIME),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+impl NamespacePlan {
+    /// Joins every namespace of process `pid` that differs from ours (a
+    /// process cannot setns into its own user namespace).
+    pub(crate) fn join_all(pid: i32) -> std::io::Result<NamespacePlan> {
+        let mut plan = NamespacePlan::default();
+        for (name, flag) in EXEC_NAMESPACES {
+            let theirs = format!("/proc/{pid}/ns/{name}");
+            let (Ok(a), Ok(b)) = (
+                std::fs::read_link(&theirs),
+                std::fs::read_link(format!("/proc/self/ns/{name}")),
+            ) else {
+                continue; // a namespace type this kernel lacks
+            };
+            if a == b {
+                continue;
+            }
+            plan.joins
+                .push((OwnedFd::from(File::open(&theirs)?), *flag));
+            match *flag {
+                libc::CLONE_NEWUSER => plan.joins_user = true,
+                libc::CLONE_NEWPID => plan.fork = true,
+                _ => {}
+            }
+        }
+        Ok(plan)
+    }
+}
+
 /// The content of `uid_map`/`gid_map` for a list of mappings.
 pub(crate) fn id_map(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()

@@ -102,4 +102,7 @@ pub struct Record {
     /// The bundle has no `process`: `start` must fail.
     #[serde(default)]
     pub no_process: bool,
+    /// The container's process, the base of `exec`'s defaults.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
 }

@@ -15,6 +15,7 @@ macro_rules! outln {
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -113,6 +114,8 @@ pub enum Command {
     Delete(delete::Delete),
     /// Display container events such as OOM notifications and resource usage statistics
     Events(events::Events),
+    /// Execute new process inside the container
+    Exec(Box<exec::Exec>),
     /// Show the enabled features
     Features(features::Features),
     /// Kill sends the specified signal (default: SIGTERM) to the container's init process
@@ -140,7 +143,10 @@ pub enum Command {
 impl Command {
     /// Commands that start container processes re-exec from a sealed copy first.
     pub fn needs_seal(&self) -> bool {
-        matches!(self, Command::Create(_) | Command::Run(_))
+        matches!(
+            self,
+            Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        )
     }
 
     pub fn run(self, g: &Global) -> anyhow_lite::Result<i32> {
@@ -161,6 +167,7 @@ impl Command {
             Command::Create(c) => c.run(g),
             Command::Delete(c) => c.run(g),
             Command::Events(c) => c.run(g),
+            Command::Exec(c) => c.run(g),
             Command::Pause(c) => c.run(g),
             Command::Ps(c) => c.run(g),
             Command::Resume(c) => c.run(g),

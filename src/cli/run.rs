@@ -25,7 +25,7 @@ pub struct Run {
 }
 
 /// Signals rcrun passes on to the container in the foreground.
-fn forwarded() -> nix::sys::signal::SigSet {
+pub(super) fn forwarded() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut s = SigSet::empty();
     for sig in Signal::iterator() {
@@ -46,6 +46,45 @@ fn forwarded() -> nix::sys::signal::SigSet {
         }
     }
     s
+}
+
+/// A container process in the foreground: rcrun's signals go to it and
+/// its terminal, if any, is copied to and from rcrun's stdio.
+pub(super) struct Foreground {
+    proxy: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Foreground {
+    /// `sigs` must be blocked already (see [`forwarded`]); `console` is
+    /// the socket the pty arrives on when the process has a terminal.
+    pub(super) fn attach(
+        c: &rcrun::Container,
+        sigs: nix::sys::signal::SigSet,
+        console: Option<OwnedFd>,
+    ) -> Result<Foreground> {
+        let pid = c.pid();
+        std::thread::spawn(move || loop {
+            if let Ok(s) = sigs.wait() {
+                // SAFETY: plain kill of the container's process.
+                unsafe { libc::kill(pid, s as i32) };
+            }
+        });
+        let proxy = match console.filter(|_| c.terminal()) {
+            Some(sock) => {
+                let master = rcrun::console::recv_pty(&sock)?;
+                Some(std::thread::spawn(move || rcrun::console::proxy(master)))
+            }
+            None => None,
+        };
+        Ok(Foreground { proxy })
+    }
+
+    /// Drains what the process wrote before its pty closed.
+    pub(super) fn finish(self) {
+        if let Some(p) = self.proxy {
+            let _ = p.join();
+        }
+    }
 }
 
 impl Run {
@@ -79,28 +118,12 @@ impl Run {
         if self.detach {
             return Ok(0);
         }
-        let pid = c.pid();
-        std::thread::spawn(move || loop {
-            if let Ok(s) = sigs.wait() {
-                // SAFETY: plain kill of the container's init.
-                unsafe { libc::kill(pid, s as i32) };
-            }
-        });
-        let proxy = match console.filter(|_| c.terminal()) {
-            Some(sock) => {
-                let master = rcrun::console::recv_pty(&sock)?;
-                Some(std::thread::spawn(move || rcrun::console::proxy(master)))
-            }
-            None => None,
-        };
+        let fg = Foreground::attach(&c, sigs, console)?;
         let code = c.wait()?;
         if !self.keep {
             rt.delete(&id, true)?;
         }
-        // Drain what the container wrote before the pty closed.
-        if let Some(p) = proxy {
-            let _ = p.join();
-        }
+        fg.finish();
         Ok(code)
     }
 }

@@ -207,46 +207,12 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         check(unsafe { libc::setsid() }).at(Stage::Console, 0)?;
     }
 
-    let root = setup::prepare(&p.rootfs)?;
-    setup::mount_all(&p.rootfs, root)?;
-    setup::setup_dev(&p.rootfs, root)?;
-    if let Some(v) = &p.oom_score_adj {
-        sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).at(Stage::OomScoreAdj, 0)?;
+    // `exec` joins a container that is set up already: no rootfs work.
+    // (Moved out and back: a move, not an allocation.)
+    if let Some(rootfs) = p.rootfs.take() {
+        build_container(p, &rootfs)?;
+        p.rootfs = Some(rootfs);
     }
-    if p.runtime_hooks {
-        send(
-            p.sync_fd,
-            Msg {
-                kind: msg::HOOKS,
-                ..Msg::default()
-            },
-        )
-        .at(Stage::Sync, 0)?;
-        wait_go(p)?;
-    }
-    for (i, h) in p.create_container.iter().enumerate() {
-        h.run(state(p))
-            .map_err(|e| hook_fail(Stage::CreateContainerHook, i, e))?;
-    }
-    let cwd = setup::resolve(root, &p.process.cwd, Create::Dir).at(Stage::Cwd, 0)?;
-    close(cwd);
-    setup::enter(&p.rootfs, root)?;
-    close(root);
-
-    if let Some(h) = &p.hostname {
-        // SAFETY: valid buffer and length.
-        check(unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) })
-            .at(Stage::Hostname, 0)?;
-    }
-    if let Some(d) = &p.domainname {
-        // SAFETY: valid buffer and length.
-        check(unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) })
-            .at(Stage::Domainname, 0)?;
-    }
-    for (i, (path, value)) in p.sysctls.iter().enumerate() {
-        sys::write_file(path, value.as_bytes()).at(Stage::Sysctl, i as u32)?;
-    }
-    setup::finish(&p.rootfs)?;
     if !p.process.has_process {
         ready_then_wait(p)?;
         // Nothing to run: `start` reports the error, the container stops.
@@ -318,6 +284,55 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr());
     }
     Err(sys::errno()).at(Stage::Exec, 0)
+}
+
+/// The init's own work: the rootfs, the runtime's and createContainer
+/// hooks, pivot_root, hostname, sysctls, masked and read-only paths.
+fn build_container(
+    p: &mut ChildPlan,
+    rootfs: &crate::rootfs::plan::RootfsPlan,
+) -> Result<(), Fail> {
+    let root = setup::prepare(rootfs)?;
+    setup::mount_all(rootfs, root)?;
+    setup::setup_dev(rootfs, root)?;
+    if let Some(v) = &p.oom_score_adj {
+        sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).at(Stage::OomScoreAdj, 0)?;
+    }
+    if p.runtime_hooks {
+        send(
+            p.sync_fd,
+            Msg {
+                kind: msg::HOOKS,
+                ..Msg::default()
+            },
+        )
+        .at(Stage::Sync, 0)?;
+        wait_go(p)?;
+    }
+    for (i, h) in p.create_container.iter().enumerate() {
+        h.run(state(p))
+            .map_err(|e| hook_fail(Stage::CreateContainerHook, i, e))?;
+    }
+    let cwd = setup::resolve(root, &p.process.cwd, Create::Dir).at(Stage::Cwd, 0)?;
+    close(cwd);
+    setup::enter(rootfs, root)?;
+    close(root);
+
+    if let Some(h) = &p.hostname {
+        // SAFETY: valid buffer and length.
+        check(unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) })
+            .at(Stage::Hostname, 0)?;
+    }
+    if let Some(d) = &p.domainname {
+        // SAFETY: valid buffer and length.
+        check(unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) })
+            .at(Stage::Domainname, 0)?;
+    }
+    for (i, (path, value)) in p.sysctls.iter().enumerate() {
+        sys::write_file(path, value.as_bytes()).at(Stage::Sysctl, i as u32)?;
+    }
+    setup::finish(rootfs)?;
+    Ok(())
 }
 
 /// Tells the runtime that set-up is complete, then blocks until `start`.
@@ -446,7 +461,9 @@ fn console(p: &ChildPlan) -> Result<(), Errno> {
         } else {
             return Err(sys::errno());
         }
-        crate::rootfs::setup::bind_fd(slave, c"/dev/console")?;
+        if p.rootfs.is_some() {
+            crate::rootfs::setup::bind_fd(slave, c"/dev/console")?;
+        }
         // SAFETY: fchown/ioctl/dup2 on our own fds.
         unsafe {
             libc::fchown(slave, p.process.uid, p.process.gid);

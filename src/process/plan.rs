@@ -56,7 +56,8 @@ pub(crate) struct ChildPlan {
     pub ns: NamespacePlan,
     pub join_fds: Vec<(RawFd, c_int)>,
     pub time_offsets: Option<CString>,
-    pub rootfs: RootfsPlan,
+    /// The container's filesystem; None for `exec` (it exists already).
+    pub rootfs: Option<RootfsPlan>,
     pub process: ProcessPlan,
     /// The runtime must run prestart/createRuntime hooks before pivot_root.
     pub runtime_hooks: bool,
@@ -196,6 +197,119 @@ impl ChildPlan {
             cgroups,
         )?;
 
+        let process = ProcessPlan::build(
+            p,
+            spec.process().is_some(),
+            has_new(LinuxNamespaceType::User),
+            opts.preserve_fds,
+        )?;
+
+        let hooks = spec.hooks().as_ref();
+        let execs = |v: Option<&Vec<oci_spec::runtime::Hook>>| -> Vec<HookExec> {
+            v.into_iter().flatten().map(HookExec::new).collect()
+        };
+        let runtime_hooks = hooks.is_some_and(|h| {
+            #[allow(deprecated)]
+            let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
+            pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        });
+        let mut sysctls = Vec::new();
+        let mut sysctl_names = Vec::new();
+        for (k, v) in linux.sysctl().iter().flatten() {
+            sysctls.push((
+                cstr(format!("/proc/sys/{}", k.replace('.', "/"))),
+                cstr(v.as_str()),
+            ));
+            sysctl_names.push(k.clone());
+        }
+        let join_fds = ns.join_fds();
+        Ok(ChildPlan {
+            join_fds,
+            time_offsets: namespaces::time_offsets(spec).map(cstr),
+            ns,
+            rootfs: Some(rootfs),
+            process,
+            runtime_hooks,
+            create_container: execs(hooks.and_then(|h| h.create_container().as_ref())),
+            start_container: execs(hooks.and_then(|h| h.start_container().as_ref())),
+            hostname: spec
+                .hostname()
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(cstr),
+            domainname: spec
+                .domainname()
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(cstr),
+            sysctls,
+            sysctl_names,
+            oom_score_adj: p.oom_score_adj().map(|v| cstr(v.to_string())),
+            keyring: (!opts.no_new_keyring).then(|| cstr(id.as_bytes())),
+            sync_fd: -1,
+            fifo_fd: -1,
+            err_fd: -1,
+            console_fd: -1,
+            msg_buf: Vec::new(),
+            state_len: 0,
+        })
+    }
+
+    /// The plan of `exec`: join the namespaces of the container's init
+    /// `pid`, then set up and run `p` as the init does (no rootfs work,
+    /// no hooks).
+    pub(crate) fn build_exec(
+        p: &oci_spec::runtime::Process,
+        pid: i32,
+        preserve_fds: c_int,
+    ) -> Result<ChildPlan, crate::Error> {
+        let ns = NamespacePlan::join_all(pid)
+            .map_err(|e| crate::Error::io(format!("joining the namespaces of pid {pid}"), e))?;
+        let process = ProcessPlan::build(p, true, ns.joins_user, preserve_fds)?;
+        Ok(ChildPlan {
+            join_fds: ns.join_fds(),
+            time_offsets: None,
+            ns,
+            rootfs: None,
+            process,
+            runtime_hooks: false,
+            create_container: Vec::new(),
+            start_container: Vec::new(),
+            hostname: None,
+            domainname: None,
+            sysctls: Vec::new(),
+            sysctl_names: Vec::new(),
+            oom_score_adj: None,
+            keyring: None,
+            sync_fd: -1,
+            fifo_fd: -1,
+            err_fd: -1,
+            console_fd: -1,
+            msg_buf: Vec::new(),
+            state_len: 0,
+        })
+    }
+
+    /// The candidate path list as text (for the not-found error).
+    pub(crate) fn search_path(&self) -> String {
+        self.process
+            .candidates
+            .iter()
+            .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl ProcessPlan {
+    /// Prepares `p` for exec. `userns`: the process runs in a user
+    /// namespace (capabilities are then bounded by the bounding set only).
+    pub(crate) fn build(
+        p: &oci_spec::runtime::Process,
+        has_process: bool,
+        userns: bool,
+        preserve_fds: c_int,
+    ) -> Result<ProcessPlan, SpecError> {
         let args = p.args().clone().unwrap_or_default();
         let env = p.env().clone().unwrap_or_default();
         let arg0 = args.first().cloned().unwrap_or_default();
@@ -238,7 +352,7 @@ impl ChildPlan {
             Some(c) => {
                 // config.md: capabilities that cannot be granted are
                 // logged as warnings, not a failure.
-                let limit = grantable(has_new(LinuxNamespaceType::User));
+                let limit = grantable(userns);
                 let m = |set: &str, v| -> Result<u64, SpecError> {
                     let want = cap_mask(set, v)?;
                     if want & !limit != 0 {
@@ -271,8 +385,8 @@ impl ChildPlan {
             ws_xpixel: 0,
             ws_ypixel: 0,
         });
-        let process = ProcessPlan {
-            has_process: spec.process().is_some(),
+        Ok(ProcessPlan {
+            has_process,
             argv: CStrings::new(args.iter().map(|s| s.as_bytes())),
             envp: CStrings::new(env.iter().map(|s| s.as_bytes())),
             candidates,
@@ -282,9 +396,7 @@ impl ChildPlan {
             gid: user.gid(),
             // In a user namespace set up by an unprivileged user,
             // setgroups(2) is denied; without extra groups, skip it.
-            set_groups: !groups.is_empty()
-                || !has_new(LinuxNamespaceType::User)
-                || nix::unistd::geteuid().is_root(),
+            set_groups: !groups.is_empty() || !userns || nix::unistd::geteuid().is_root(),
             groups,
             umask: user.umask().map(|u| u as mode_t),
             rlimits,
@@ -294,68 +406,8 @@ impl ChildPlan {
             no_new_privs: p.no_new_privileges().unwrap_or(false),
             terminal: p.terminal().unwrap_or(false),
             console_size,
-            preserve_fds: opts.preserve_fds,
-        };
-
-        let hooks = spec.hooks().as_ref();
-        let execs = |v: Option<&Vec<oci_spec::runtime::Hook>>| -> Vec<HookExec> {
-            v.into_iter().flatten().map(HookExec::new).collect()
-        };
-        let runtime_hooks = hooks.is_some_and(|h| {
-            #[allow(deprecated)]
-            let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
-            pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-        });
-        let mut sysctls = Vec::new();
-        let mut sysctl_names = Vec::new();
-        for (k, v) in linux.sysctl().iter().flatten() {
-            sysctls.push((
-                cstr(format!("/proc/sys/{}", k.replace('.', "/"))),
-                cstr(v.as_str()),
-            ));
-            sysctl_names.push(k.clone());
-        }
-        let join_fds = ns.join_fds();
-        Ok(ChildPlan {
-            join_fds,
-            time_offsets: namespaces::time_offsets(spec).map(cstr),
-            ns,
-            rootfs,
-            process,
-            runtime_hooks,
-            create_container: execs(hooks.and_then(|h| h.create_container().as_ref())),
-            start_container: execs(hooks.and_then(|h| h.start_container().as_ref())),
-            hostname: spec
-                .hostname()
-                .as_deref()
-                .filter(|h| !h.is_empty())
-                .map(cstr),
-            domainname: spec
-                .domainname()
-                .as_deref()
-                .filter(|h| !h.is_empty())
-                .map(cstr),
-            sysctls,
-            sysctl_names,
-            oom_score_adj: p.oom_score_adj().map(|v| cstr(v.to_string())),
-            keyring: (!opts.no_new_keyring).then(|| cstr(id.as_bytes())),
-            sync_fd: -1,
-            fifo_fd: -1,
-            err_fd: -1,
-            console_fd: -1,
-            msg_buf: Vec::new(),
-            state_len: 0,
+            preserve_fds,
         })
-    }
-
-    /// The candidate path list as text (for the not-found error).
-    pub(crate) fn search_path(&self) -> String {
-        self.process
-            .candidates
-            .iter()
-            .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 

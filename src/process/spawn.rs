@@ -213,6 +213,15 @@ fn ns_pid(pid: i32) -> i32 {
         .unwrap_or(pid)
 }
 
+/// After READY from a process that execs at once (`exec`): waits until
+/// it has exec'd (the sync socket closes on exec) and reports a failure.
+pub(crate) fn confirm_exec(plan: &ChildPlan, s: &Spawned) -> Result<(), Error> {
+    match recv(s.sync.as_raw_fd())? {
+        Some(m) if m.kind == msg::FAIL => Err(describe(plan, m).into()),
+        _ => Ok(()),
+    }
+}
+
 fn errstr(e: i32) -> String {
     std::io::Error::from_raw_os_error(e).to_string()
 }
@@ -224,8 +233,16 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
     };
     let i = m.b as usize;
     let cs = |c: &CStr| c.to_string_lossy().into_owned();
+    let empty;
+    let rootfs = match &plan.rootfs {
+        Some(r) => r,
+        None => {
+            empty = crate::rootfs::plan::RootfsPlan::empty();
+            &empty
+        }
+    };
     let mount = |what: &str| {
-        let m = plan.rootfs.mounts.iter().find(|x| x.index == i);
+        let m = rootfs.mounts.iter().find(|x| x.index == i);
         format!(
             "mounts[{i}] {}: {what}",
             m.map(|m| m.dest.display()).unwrap_or_default()
@@ -239,7 +256,7 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Remount => mount("remount with the mount's flags"),
         Stage::Device => format!(
             "linux.devices: {}",
-            plan.rootfs
+            rootfs
                 .devices
                 .get(i)
                 .map(|d| d.path.display())
@@ -247,18 +264,18 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         ),
         Stage::DevSymlink => "/dev symlinks and /dev/shm".into(),
         Stage::RootBind | Stage::RootPropagation => {
-            format!("root.path {}", cs(&plan.rootfs.rootfs))
+            format!("root.path {}", cs(&rootfs.rootfs))
         }
         Stage::MaskedPath if m.b == u32::MAX => {
             "linux.maskedPaths: /dev/null is not the null device".into()
         }
         Stage::MaskedPath => format!(
             "linux.maskedPaths: {}",
-            plan.rootfs.masked.get(i).map(|c| cs(c)).unwrap_or_default()
+            rootfs.masked.get(i).map(|c| cs(c)).unwrap_or_default()
         ),
         Stage::ReadonlyPath => format!(
             "linux.readonlyPaths: {}",
-            plan.rootfs
+            rootfs
                 .readonly_paths
                 .get(i)
                 .map(|c| cs(c))

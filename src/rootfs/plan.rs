@@ -137,6 +137,24 @@ fn invalid(field: String, reason: impl Into<String>) -> SpecError {
 }
 
 impl RootfsPlan {
+    /// A plan that does nothing (for describing `exec` failures).
+    pub(crate) fn empty() -> RootfsPlan {
+        RootfsPlan {
+            rootfs: CString::default(),
+            parent_mount: CString::default(),
+            propagation: 0,
+            final_propagation: None,
+            pivot: false,
+            readonly: false,
+            mounts: Vec::new(),
+            setup_dev: false,
+            devices: Vec::new(),
+            dev_dir: PathPlan::new(Path::new("/dev")),
+            masked: Vec::new(),
+            readonly_paths: Vec::new(),
+        }
+    }
+
     pub(crate) fn build(
         spec: &Spec,
         bundle: &Path,
