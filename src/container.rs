@@ -256,7 +256,8 @@ impl Runtime {
             }
             .into());
         }
-        let mut plan = ChildPlan::build_exec(p, rec.state.pid, opts.preserve_fds)?;
+        let mut plan =
+            ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)?;
         let min_fd = 3 + opts.preserve_fds;
         let console = match (&opts.console, &opts.console_socket) {
             _ if !terminal => None,
@@ -564,6 +565,7 @@ impl Runtime {
             hooks: b.spec.hooks().clone(),
             no_process: b.spec.process().is_none(),
             process: b.spec.process().clone(),
+            seccomp: linux.seccomp().clone(),
         };
         entry.write(&rec)?;
 

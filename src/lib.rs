@@ -41,6 +41,7 @@ pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 pub mod seal;
+mod seccomp;
 pub mod signal;
 pub mod spec;
 mod state;

@@ -144,12 +144,6 @@ fn lsm_enabled(name: &str) -> bool {
 fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
     let no = |field: &str| Err(invalid(field, "is not supported by rcrun yet"));
     if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            return Err(invalid(
-                "linux.seccomp",
-                "seccomp filters are not supported by rcrun yet; refusing to run the container without its filter",
-            ));
-        }
         if l.intel_rdt().is_some() {
             return no("linux.intelRdt");
         }
@@ -442,9 +436,6 @@ mod tests {
 
     #[test]
     fn unsupported_fields_refused() {
-        let mut v = base();
-        v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
-        assert!(check(v).unwrap_err().contains("linux.seccomp"));
         let mut v = base();
         v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
         assert!(check(v).unwrap_err().contains("linux.personality"));

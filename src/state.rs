@@ -105,4 +105,7 @@ pub struct Record {
     /// The container's process, the base of `exec`'s defaults.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// The container's seccomp profile, which `exec`'d processes get too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }

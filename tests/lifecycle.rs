@@ -225,7 +225,8 @@ fn features_tells_the_truth() {
         .unwrap()
         .iter()
         .any(|h| h == "createContainer"));
-    assert_eq!(v["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true);
+    assert_eq!(v["linux"]["apparmor"]["enabled"], false);
     assert!(v["linux"]["namespaces"]
         .as_array()
         .unwrap()

@@ -255,6 +255,12 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         // SAFETY: cannot fail.
         unsafe { libc::umask(u) };
     }
+    // seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so load
+    // before dropping privileges; with it, as late as possible (runc).
+    let seccomp_late = p.process.no_new_privs;
+    if let (Some(f), false) = (&p.seccomp, seccomp_late) {
+        crate::seccomp::load(f).at(Stage::Seccomp, 0)?;
+    }
     set_user(p)?;
     if p.process.no_new_privs {
         // SAFETY: plain prctl.
@@ -264,6 +270,9 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // SAFETY: cwd.full is NUL-terminated.
     check(unsafe { libc::chdir(p.process.cwd.full.as_ptr()) }).at(Stage::Cwd, 1)?;
     let exe = find_executable(p).at(Stage::Executable, 0)?;
+    if let (Some(f), true) = (&p.seccomp, seccomp_late) {
+        crate::seccomp::load(f).at(Stage::Seccomp, 0)?;
+    }
 
     ready_then_wait(p)?;
     for (i, h) in p.start_container.iter().enumerate() {

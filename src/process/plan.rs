@@ -69,6 +69,8 @@ pub(crate) struct ChildPlan {
     pub sysctl_names: Vec<String>,
     pub oom_score_adj: Option<CString>,
     pub keyring: Option<CString>,
+    /// The compiled `linux.seccomp` filter.
+    pub seccomp: Option<crate::seccomp::Filter>,
     /// Filled in by the spawner.
     pub sync_fd: RawFd,
     pub fifo_fd: RawFd,
@@ -246,6 +248,11 @@ impl ChildPlan {
             sysctl_names,
             oom_score_adj: p.oom_score_adj().map(|v| cstr(v.to_string())),
             keyring: (!opts.no_new_keyring).then(|| cstr(id.as_bytes())),
+            seccomp: linux
+                .seccomp()
+                .as_ref()
+                .map(crate::seccomp::compile)
+                .transpose()?,
             sync_fd: -1,
             fifo_fd: -1,
             err_fd: -1,
@@ -260,6 +267,7 @@ impl ChildPlan {
     /// no hooks).
     pub(crate) fn build_exec(
         p: &oci_spec::runtime::Process,
+        seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
         pid: i32,
         preserve_fds: c_int,
     ) -> Result<ChildPlan, crate::Error> {
@@ -281,6 +289,7 @@ impl ChildPlan {
             sysctl_names: Vec::new(),
             oom_score_adj: None,
             keyring: None,
+            seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
             sync_fd: -1,
             fifo_fd: -1,
             err_fd: -1,

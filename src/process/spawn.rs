@@ -344,6 +344,7 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Fork => "fork into the pid namespace".into(),
         Stage::Sync => "talking to the runtime".into(),
         Stage::Exec => format!("exec {:?}", plan.process.arg0),
+        Stage::Seccomp => "linux.seccomp: loading the filter".into(),
     };
     InitError::Step {
         stage,

@@ -1,0 +1,200 @@
+//! `linux.seccomp`: the filter is compiled by libseccomp in the runtime
+//! (the field's standard library, through the libseccomp-rs binding) and
+//! exported as classic BPF; the init process only loads those bytes with
+//! seccomp(2), which is async-signal-safe.
+
+use std::io::{Read, Seek};
+use std::str::FromStr;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+
+use crate::spec::SpecError;
+
+/// A compiled filter: the BPF program and the seccomp(2) flags.
+#[derive(Debug)]
+pub(crate) struct Filter {
+    pub prog: Vec<libc::sock_filter>,
+    pub flags: libc::c_ulong,
+}
+
+fn invalid(field: impl Into<String>, reason: impl ToString) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<ScmpAction, SpecError> {
+    let errno = errno.map_or(libc::EPERM, |e| e as i32);
+    Ok(match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno as u16),
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActNotify => {
+            return Err(invalid(
+                field,
+                "SCMP_ACT_NOTIFY (a seccomp listener) is not supported by rcrun yet",
+            ))
+        }
+    })
+}
+
+fn op(o: LinuxSeccompOperator, value_two: u64) -> ScmpCompareOp {
+    match o {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        // OCI's MASKED_EQ: value is the mask, valueTwo the value.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(value_two),
+    }
+}
+
+/// Compiles `s` for the architectures it names (and the native one).
+/// Unknown syscall names are skipped, as runc does (profiles list
+/// syscalls of newer kernels).
+pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
+    let lib = |field: &str| {
+        let field = field.to_string();
+        move |e: libseccomp::error::SeccompError| invalid(field.clone(), e)
+    };
+    let default = action(
+        s.default_action(),
+        s.default_errno_ret(),
+        "linux.seccomp.defaultAction",
+    )?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp.defaultAction"))?;
+    // We set no_new_privs ourselves when the config asks for it.
+    ctx.set_ctl_nnp(false).map_err(lib("linux.seccomp"))?;
+    for (i, a) in s.architectures().iter().flatten().enumerate() {
+        let name = a.to_string();
+        let arch =
+            ScmpArch::from_str(&name).map_err(lib(&format!("linux.seccomp.architectures[{i}]")))?;
+        ctx.add_arch(arch)
+            .map_err(lib(&format!("linux.seccomp.architectures[{i}]")))?;
+    }
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let act = action(sc.action(), sc.errno_ret(), &format!("{field}.action"))?;
+        if act == default {
+            continue; // libseccomp refuses rules that repeat the default
+        }
+        let cmps: Vec<ScmpArgCompare> = sc
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| {
+                let (datum, two) = match a.op() {
+                    LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                        (a.value_two().unwrap_or(0), a.value())
+                    }
+                    _ => (a.value(), 0),
+                };
+                ScmpArgCompare::new(a.index() as u32, op(a.op(), two), datum)
+            })
+            .collect();
+        for name in sc.names() {
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            ctx.add_rule_conditional(act, nr, &cmps)
+                .map_err(lib(&format!("{field} ({name})")))?;
+        }
+    }
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2, // SECCOMP_FILTER_FLAG_LOG
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1, // SECCOMP_FILTER_FLAG_TSYNC
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4, // SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
+        };
+    }
+    let fd =
+        nix::sys::memfd::memfd_create(c"rcrun-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| invalid("linux.seccomp", e))?;
+    ctx.export_bpf(&fd).map_err(lib("linux.seccomp"))?;
+    let mut f = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    f.rewind()
+        .and_then(|_| f.read_to_end(&mut bytes))
+        .map_err(|e| invalid("linux.seccomp", e))?;
+    let n = std::mem::size_of::<libc::sock_filter>();
+    let prog = bytes
+        .chunks_exact(n)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    Ok(Filter { prog, flags })
+}
+
+/// Loads the filter into the calling process. Async-signal-safe.
+pub(crate) fn load(f: &Filter) -> Result<(), i32> {
+    let fprog = libc::sock_fprog {
+        len: f.prog.len() as u16,
+        filter: f.prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points into the filter, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1, /* SECCOMP_SET_MODE_FILTER */
+            f.flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        Err(crate::process::sys::errno())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_a_profile() {
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["read", "write", "no_such_syscall_xyz"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}
+            ]
+        }))
+        .unwrap();
+        let f = compile(&s).unwrap();
+        assert!(f.prog.len() > 10);
+    }
+
+    #[test]
+    fn notify_is_refused_with_the_field() {
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        let e = compile(&s).unwrap_err().to_string();
+        assert!(e.contains("linux.seccomp.syscalls[0].action"), "{e}");
+    }
+}
