@@ -30,6 +30,18 @@ fn invalid(field: impl Into<String>, reason: impl ToString) -> SpecError {
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<ScmpAction, SpecError> {
+    // config-linux.md: an errno with an action that takes none is an error.
+    if errno.is_some()
+        && !matches!(
+            a,
+            LinuxSeccompAction::ScmpActErrno | LinuxSeccompAction::ScmpActTrace
+        )
+    {
+        return Err(invalid(
+            field,
+            format!("{a} takes no errno, but one is set"),
+        ));
+    }
     let errno = errno.map_or(libc::EPERM, |e| e as i32);
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
@@ -185,6 +197,27 @@ mod tests {
         .unwrap();
         let f = compile(&s).unwrap();
         assert!(f.prog.len() > 10);
+    }
+
+    #[test]
+    fn errno_with_an_action_that_takes_none_is_an_error() {
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1
+        }))
+        .unwrap();
+        assert!(compile(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("linux.seccomp.defaultAction"));
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]
+        }))
+        .unwrap();
+        assert!(compile(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("linux.seccomp.syscalls[0].action"));
     }
 
     #[test]
