@@ -70,19 +70,25 @@ fn memory_limit_gets_a_process_oom_killed() {
 
 #[test]
 fn oom_shows_in_stats_and_events() {
-    let mut c = Ct::new("sleep 0.5; tail /dev/zero; sleep 100");
+    // The OOM comes only once `events` is watching (the test creates /tmp/go).
+    let mut c = Ct::new("while [ ! -e /tmp/go ]; do sleep 0.1; done; tail /dev/zero; sleep 100");
     c.cfg["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
     c.start();
+    let pid = c.state()["pid"].as_i64().unwrap();
     let mut ev = c
         .cmd(&["events", "--interval", "200ms", &c.id])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::BufRead;
-    let r = std::io::BufReader::new(ev.stdout.take().unwrap());
+    let mut lines = std::io::BufReader::new(ev.stdout.take().unwrap()).lines();
+    // The first stats event: the OOM watcher is set up by now.
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "stats");
+    std::fs::write(format!("/proc/{pid}/root/tmp/go"), "").unwrap();
     let mut saw_stats = false;
     let mut saw_oom = false;
-    for line in r.lines().take(200) {
+    for line in lines.take(1000) {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         assert_eq!(v["id"], c.id.as_str());
         match v["type"].as_str().unwrap() {
