@@ -259,15 +259,12 @@ impl Runtime {
         let mut plan =
             ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)?;
         let min_fd = 3 + opts.preserve_fds;
-        let console = match (&opts.console, &opts.console_socket) {
-            _ if !terminal => None,
-            (Some(fd), _) => Some(raise_fd(
-                fd.try_clone().map_err(|e| Error::io("console", e))?,
-                min_fd,
-            )?),
-            (None, Some(path)) => Some(raise_fd(crate::console::connect(path)?, min_fd)?),
-            _ => None,
-        };
+        let console = console_fd(
+            terminal,
+            opts.console.as_ref(),
+            opts.console_socket.as_deref(),
+            min_fd,
+        )?;
         plan.console_fd = console.as_ref().map_or(-1, |c| c.as_raw_fd());
         let spawned = spawn::spawn(
             &mut plan,
@@ -536,15 +533,12 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let console = match (&opts.console, &opts.console_socket) {
-            _ if !terminal => None,
-            (Some(fd), _) => Some(raise_fd(
-                fd.try_clone().map_err(|e| Error::io("console", e))?,
-                min_fd,
-            )?),
-            (None, Some(p)) => Some(raise_fd(crate::console::connect(p)?, min_fd)?),
-            _ => None,
-        };
+        let console = console_fd(
+            terminal,
+            opts.console.as_ref(),
+            opts.console_socket.as_deref(),
+            min_fd,
+        )?;
         plan.console_fd = console.as_ref().map_or(-1, |c| c.as_raw_fd());
 
         let mut state = State {
@@ -962,6 +956,23 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fd the init sends its pty master to: the caller's connected socket,
+/// or a connection to `--console-socket`; none without a terminal.
+fn console_fd(
+    terminal: bool,
+    own: Option<&OwnedFd>,
+    socket: Option<&Path>,
+    min_fd: i32,
+) -> Result<Option<OwnedFd>> {
+    let fd = match (own, socket) {
+        _ if !terminal => return Ok(None),
+        (Some(fd), _) => fd.try_clone().map_err(|e| Error::io("console", e))?,
+        (None, Some(p)) => crate::console::connect(p)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(raise_fd(fd, min_fd)?))
 }
 
 /// Writes the pid to `path` as runc does: to a hidden temporary file in
