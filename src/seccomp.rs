@@ -2,6 +2,11 @@
 //! (the field's standard library, through the libseccomp-rs binding) and
 //! exported as classic BPF; the init process only loads those bytes with
 //! seccomp(2), which is async-signal-safe.
+//!
+//! `SCMP_ACT_NOTIFY` loads the filter with a new listener fd: the init
+//! passes it to the runtime over the sync socket, and the runtime sends
+//! it, with the container process state, to `listenerPath`
+//! (config-linux.md, "The Container Process State").
 
 use std::io::{Read, Seek};
 use std::str::FromStr;
@@ -20,7 +25,23 @@ use crate::spec::SpecError;
 pub(crate) struct Filter {
     pub prog: Vec<libc::sock_filter>,
     pub flags: libc::c_ulong,
+    /// Where the listener fd goes, when a rule is `SCMP_ACT_NOTIFY`.
+    pub listener: Option<Listener>,
 }
+
+/// `linux.seccomp.listenerPath` and `listenerMetadata`.
+#[derive(Debug, Clone)]
+pub(crate) struct Listener {
+    pub path: std::path::PathBuf,
+    pub metadata: String,
+}
+
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns a notify fd.
+const FLAG_NEW_LISTENER: libc::c_ulong = 8;
+
+/// Syscalls the init makes between loading a notify filter and handing
+/// its fd over: notifying them would wait for a listener that has no fd.
+const NEEDED_BEFORE_HANDOVER: &[&str] = &["sendmsg", "recvfrom", "recvmsg", "close"];
 
 fn invalid(field: impl Into<String>, reason: impl ToString) -> SpecError {
     SpecError::Invalid {
@@ -53,12 +74,7 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<Scmp
         LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno as u16),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(invalid(
-                field,
-                "SCMP_ACT_NOTIFY (a seccomp listener) is not supported by rcrun yet",
-            ))
-        }
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -88,6 +104,14 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
         s.default_errno_ret(),
         "linux.seccomp.defaultAction",
     )?;
+    if default == ScmpAction::Notify {
+        // The init could not even hand the listener fd over.
+        return Err(invalid(
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default action",
+        ));
+    }
+    let mut notify = false;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp.defaultAction"))?;
     // We set no_new_privs ourselves when the config asks for it.
     ctx.set_ctl_nnp(false).map_err(lib("linux.seccomp"))?;
@@ -119,6 +143,15 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
             })
             .collect();
         for name in sc.names() {
+            if act == ScmpAction::Notify {
+                if NEEDED_BEFORE_HANDOVER.contains(&name.as_str()) {
+                    return Err(invalid(
+                        format!("{field}.action"),
+                        format!("SCMP_ACT_NOTIFY on {name}, which the runtime needs to pass the listener fd"),
+                    ));
+                }
+                notify = true;
+            }
             let Ok(nr) = ScmpSyscall::from_name(name) else {
                 continue;
             };
@@ -135,6 +168,22 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
         };
     }
+    let listener = match (notify, s.listener_path()) {
+        (true, Some(path)) => {
+            flags |= FLAG_NEW_LISTENER;
+            Some(Listener {
+                path: path.clone(),
+                metadata: s.listener_metadata().clone().unwrap_or_default(),
+            })
+        }
+        (true, None) => {
+            return Err(invalid(
+                "linux.seccomp.listenerPath",
+                "SCMP_ACT_NOTIFY needs a listenerPath",
+            ))
+        }
+        (false, _) => None,
+    };
     let fd =
         nix::sys::memfd::memfd_create(c"rcrun-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| invalid("linux.seccomp", e))?;
@@ -154,11 +203,16 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect();
-    Ok(Filter { prog, flags })
+    Ok(Filter {
+        prog,
+        flags,
+        listener,
+    })
 }
 
-/// Loads the filter into the calling process. Async-signal-safe.
-pub(crate) fn load(f: &Filter) -> Result<(), i32> {
+/// Loads the filter into the calling process and returns the listener fd
+/// (with `SCMP_ACT_NOTIFY`) or 0. Async-signal-safe.
+pub(crate) fn load(f: &Filter) -> Result<i32, i32> {
     let fprog = libc::sock_fprog {
         len: f.prog.len() as u16,
         filter: f.prog.as_ptr() as *mut libc::sock_filter,
@@ -175,8 +229,43 @@ pub(crate) fn load(f: &Filter) -> Result<(), i32> {
     if r < 0 {
         Err(crate::process::sys::errno())
     } else {
-        Ok(())
+        Ok(r as i32)
     }
+}
+
+/// Sends the listener fd and the container process state to the
+/// listener at `l.path`, in one message over a stream socket.
+pub(crate) fn hand_over(
+    l: &Listener,
+    pid: i32,
+    state: &[u8],
+    fd: std::os::fd::OwnedFd,
+) -> Result<(), crate::Error> {
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let field = || format!("linux.seccomp.listenerPath {}", l.path.display());
+    let state: serde_json::Value = serde_json::from_slice(state)
+        .map_err(|e| crate::Error::io(field(), std::io::Error::from(e)))?;
+    let doc = serde_json::json!({
+        "ociVersion": state["ociVersion"].clone(),
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": l.metadata,
+        "state": state,
+    });
+    let bytes = serde_json::to_vec(&doc).expect("JSON of plain values");
+    let sock = std::os::unix::net::UnixStream::connect(&l.path)
+        .map_err(|e| crate::Error::io(field(), e))?;
+    let fds = [fd.as_raw_fd()];
+    nix::sys::socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(&bytes)],
+        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| crate::Error::io(field(), std::io::Error::from(e)))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -221,13 +310,30 @@ mod tests {
     }
 
     #[test]
-    fn notify_is_refused_with_the_field() {
+    fn notify_needs_a_listener_and_spares_the_handover() {
         let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
         }))
         .unwrap();
         let e = compile(&s).unwrap_err().to_string();
-        assert!(e.contains("linux.seccomp.syscalls[0].action"), "{e}");
+        assert!(e.contains("linux.seccomp.listenerPath"), "{e}");
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/l.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"},
+                         {"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        let e = compile(&s).unwrap_err().to_string();
+        assert!(e.contains("linux.seccomp.syscalls[1].action"), "{e}");
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/l.sock",
+            "listenerMetadata": "m",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        let f = compile(&s).unwrap();
+        assert_eq!(f.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER);
+        assert_eq!(f.listener.unwrap().metadata, "m");
     }
 }

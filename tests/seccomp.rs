@@ -1,6 +1,7 @@
 //! linux.seccomp: targeted denials observed from inside, a large
 //! allowlist in the shape of Docker's default profile, argument
-//! comparisons, and exec'd processes under the same filter.
+//! comparisons, exec'd processes under the same filter, and
+//! SCMP_ACT_NOTIFY with a seccomp agent on listenerPath.
 
 mod common;
 use common::*;
@@ -93,11 +94,101 @@ fn exec_gets_the_containers_filter_and_nnp_path_works() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
 }
 
+/// A seccomp agent: receives the listener fd and the container process
+/// state on `l`, then answers every notification with EROFS until the
+/// filter's last process is gone. Returns the state and the count.
+fn seccomp_agent(l: std::os::unix::net::UnixListener) -> (serde_json::Value, usize) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    l.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("no connection from the runtime: {e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!(RawFd);
+    let r = recvmsg::<()>(s.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()).unwrap();
+    let mut fd = None;
+    for c in r.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(f) = c {
+            // SAFETY (test): the kernel installed this fd for us.
+            fd = Some(unsafe { OwnedFd::from_raw_fd(f[0]) });
+        }
+    }
+    let n = r.bytes;
+    let doc: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    let fd = fd.expect("an SCM_RIGHTS fd");
+    let mut answered = 0;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY (test): one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, 60_000) };
+        assert!(r > 0, "the agent waited 60 s for a notification");
+        if pfd.revents & libc::POLLIN == 0 {
+            break; // POLLHUP: no process left under the filter
+        }
+        // SAFETY (test): zeroed plain C structs filled by the kernel.
+        unsafe {
+            let mut req: libc::seccomp_notif = std::mem::zeroed();
+            if libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) < 0 {
+                continue;
+            }
+            let mut resp: libc::seccomp_notif_resp = std::mem::zeroed();
+            resp.id = req.id;
+            resp.error = -libc::EROFS;
+            libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp);
+        }
+        answered += 1;
+    }
+    (doc, answered)
+}
+
 #[test]
-fn notify_is_refused_naming_the_field() {
+fn notify_hands_the_listener_fd_to_listener_path() {
+    let mut c = Ct::new("mkdir /tmp/n 2>&1; echo rc=$?; test -d /tmp/n || echo absent; echo end");
+    let sock = c.path("agent.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    c.cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock, "listenerMetadata": "agent-meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let agent = std::thread::spawn(move || seccomp_agent(l));
+    let out = c.run_ok();
+    let (doc, answered) = agent.join().unwrap();
+    assert_eq!(
+        out,
+        "mkdir: can't create directory '/tmp/n': Read-only file system\nrc=1\nabsent\nend\n"
+    );
+    assert!(answered >= 1);
+    assert_eq!(doc["fds"], json!(["seccompFd"]));
+    assert_eq!(doc["metadata"], "agent-meta");
+    assert_eq!(doc["state"]["id"], json!(c.id));
+    assert!(doc["pid"].as_i64().unwrap() > 0, "{doc}");
+}
+
+#[test]
+fn notify_without_a_listener_fails_create_and_leaves_nothing() {
     let mut c = Ct::new("true");
-    c.cfg["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/x.sock",
-        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
-    assert_err(&c.create(&[]), "linux.seccomp.syscalls[0].action");
-    assert!(c.cgroup_dirs().is_empty());
+    c.cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": c.path("nobody-listens.sock"),
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let o = c.create(&[]);
+    assert_err(&o, "listenerPath");
+    assert!(c.cgroup_dirs().iter().all(|d| !d.exists()));
+    assert!(!c.root().join(&c.id).exists());
 }

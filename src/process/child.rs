@@ -31,6 +31,9 @@ pub(crate) mod msg {
     pub const FAIL: u32 = 5;
     /// Runtime to init: go on (payload: the state JSON for hooks).
     pub const GO: u32 = 6;
+    /// A seccomp listener fd rides along (SCM_RIGHTS): hand it to
+    /// `listenerPath`, then send GO.
+    pub const SECCOMP_FD: u32 = 7;
 }
 
 /// A fixed-size message from the init process.
@@ -258,8 +261,8 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so load
     // before dropping privileges; with it, as late as possible (runc).
     let seccomp_late = p.process.no_new_privs;
-    if let (Some(f), false) = (&p.seccomp, seccomp_late) {
-        crate::seccomp::load(f).at(Stage::Seccomp, 0)?;
+    if !seccomp_late {
+        load_seccomp(p)?;
     }
     set_user(p)?;
     if p.process.no_new_privs {
@@ -270,8 +273,8 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // SAFETY: cwd.full is NUL-terminated.
     check(unsafe { libc::chdir(p.process.cwd.full.as_ptr()) }).at(Stage::Cwd, 1)?;
     let exe = find_executable(p).at(Stage::Executable, 0)?;
-    if let (Some(f), true) = (&p.seccomp, seccomp_late) {
-        crate::seccomp::load(f).at(Stage::Seccomp, 0)?;
+    if seccomp_late {
+        load_seccomp(p)?;
     }
 
     ready_then_wait(p)?;
@@ -493,6 +496,31 @@ fn console(p: &ChildPlan) -> Result<(), Errno> {
 
 fn pts_name(buf: &mut [u8; 32], n: u32) -> usize {
     sys::prefixed_number(buf, b"/dev/pts/", n)
+}
+
+/// Loads the seccomp filter, if any; a notify filter's listener fd goes to
+/// the runtime, which hands it to `listenerPath` before we go on.
+fn load_seccomp(p: &mut ChildPlan) -> Result<(), Fail> {
+    let Some(f) = &p.seccomp else {
+        return Ok(());
+    };
+    let notify = f.listener.is_some();
+    let fd = crate::seccomp::load(f).at(Stage::Seccomp, 0)?;
+    if notify {
+        let m = Msg {
+            kind: msg::SECCOMP_FD,
+            ..Msg::default()
+        };
+        // SAFETY: m is a plain repr(C) value; viewed as bytes for its size.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&m as *const Msg).cast::<u8>(), std::mem::size_of::<Msg>())
+        };
+        let sent = send_fd(p.sync_fd, bytes, fd);
+        close(fd);
+        sent.at(Stage::Seccomp, 1)?;
+        wait_go(p)?;
+    }
+    Ok(())
 }
 
 /// sendmsg(2) with one fd in an SCM_RIGHTS control message.

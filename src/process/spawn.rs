@@ -60,26 +60,42 @@ fn send_go(fd: RawFd, payload: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn recv(fd: RawFd) -> Result<Option<Msg>, Error> {
+/// Receives one message, and the fd that may ride along with it.
+fn recv_with_fd(fd: RawFd) -> Result<Option<(Msg, Option<OwnedFd>)>, Error> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut m = Msg::default();
-    loop {
-        // SAFETY: m is a valid, writable repr(C) value.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                (&mut m as *mut Msg).cast(),
-                std::mem::size_of::<Msg>(),
-                0,
-            )
-        };
-        if n < 0 && sys::errno() == libc::EINTR {
-            continue;
+    // SAFETY: m is a plain repr(C) value; any bytes are a valid Msg.
+    let buf = unsafe {
+        std::slice::from_raw_parts_mut(
+            (&mut m as *mut Msg).cast::<u8>(),
+            std::mem::size_of::<Msg>(),
+        )
+    };
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(RawFd);
+    let (n, passed) = loop {
+        match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(InitError::Spawn(e.into()).into()),
+            Ok(r) => {
+                let mut passed = None;
+                for c in r.cmsgs().map_err(|e| InitError::Spawn(e.into()))? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // SAFETY: the kernel installed this fd for us.
+                            passed = Some(unsafe { OwnedFd::from_raw_fd(f) });
+                        }
+                    }
+                }
+                break (r.bytes, passed);
+            }
         }
-        if n < 0 {
-            return Err(InitError::Spawn(std::io::Error::last_os_error()).into());
-        }
-        return Ok((n as usize == std::mem::size_of::<Msg>()).then_some(m));
-    }
+    };
+    Ok((n == std::mem::size_of::<Msg>()).then_some((m, passed)))
+}
+
+fn recv(fd: RawFd) -> Result<Option<Msg>, Error> {
+    Ok(recv_with_fd(fd)?.map(|(m, _)| m))
 }
 
 fn write_id_maps(pid: i32, (uid, gid): &(String, String)) -> Result<(), Error> {
@@ -148,7 +164,7 @@ fn drive(
 ) -> Result<(), Error> {
     cb.cgroups.join(pid)?;
     loop {
-        let Some(m) = recv(fd)? else {
+        let Some((m, passed)) = recv_with_fd(fd)? else {
             let st = sys::waitpid(pid).unwrap_or(0);
             let how = if libc::WIFSIGNALED(st) {
                 format!("killed by signal {}", libc::WTERMSIG(st))
@@ -176,6 +192,24 @@ fn drive(
             }
             msg::HOOKS => {
                 (cb.runtime_hooks)(*init_pid)?;
+                send_go(fd, &[])?;
+            }
+            msg::SECCOMP_FD => {
+                let (Some(l), Some(nfd)) = (
+                    plan.seccomp.as_ref().and_then(|f| f.listener.as_ref()),
+                    passed,
+                ) else {
+                    return Err(InitError::Spawn(std::io::Error::other(
+                        "seccomp listener fd missing",
+                    ))
+                    .into());
+                };
+                crate::seccomp::hand_over(
+                    l,
+                    *init_pid,
+                    &(cb.state)(*init_pid, crate::Status::Creating),
+                    nfd,
+                )?;
                 send_go(fd, &[])?;
             }
             msg::READY => return Ok(()),
@@ -344,6 +378,7 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Fork => "fork into the pid namespace".into(),
         Stage::Sync => "talking to the runtime".into(),
         Stage::Exec => format!("exec {:?}", plan.process.arg0),
+        Stage::Seccomp if i == 1 => "linux.seccomp: passing the listener fd".into(),
         Stage::Seccomp => "linux.seccomp: loading the filter".into(),
     };
     InitError::Step {
