@@ -130,6 +130,7 @@ pub(crate) fn exit_code(st: i32) -> i32 {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     store: Store,
+    rootless: Option<bool>,
 }
 
 fn proc_start_time(pid: i32) -> Option<(u64, char)> {
@@ -163,7 +164,21 @@ impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
             store: Store::new(root),
+            rootless: None,
         }
+    }
+
+    /// Whether cgroup permission errors are tolerated when no limits are
+    /// set (runc's `--rootless`); `None` (the default) decides by the
+    /// effective uid.
+    pub fn with_rootless(mut self, rootless: Option<bool>) -> Runtime {
+        self.rootless = rootless;
+        self
+    }
+
+    fn is_rootless(&self) -> bool {
+        self.rootless
+            .unwrap_or_else(|| !nix::unistd::geteuid().is_root())
     }
 
     /// The state root.
@@ -487,8 +502,22 @@ impl Runtime {
         let linux = b.spec.linux().as_ref().expect("validated");
         let hier = Hierarchy::detect()?;
         let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
-        *cg = CgroupSet::create(&hier, &inner)?;
-        if let Some(res) = linux.resources() {
+        *cg = match CgroupSet::create(&hier, &inner) {
+            Ok(set) => set,
+            // Rootless, as runc: without a cgroupsPath and without the
+            // right to create cgroups, run without one when no limits
+            // are asked for (device rules aside: a user namespace cannot
+            // create device nodes anyway).
+            Err(e) if self.is_rootless() && linux.cgroups_path().is_none() && e.is_permission() => {
+                if linux.resources().as_ref().is_some_and(sets_limits) {
+                    return Err(crate::cgroups::CgroupError::Rootless(e.to_string()).into());
+                }
+                log::debug!("rootless: running without a cgroup ({e})");
+                CgroupSet::default()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let (Some(res), false) = (linux.resources(), cg.leaves.is_empty()) {
             cg.apply(res, &allowed_devices(linux))?;
         }
         let mut plan = ChildPlan::build(
@@ -1007,3 +1036,14 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Runtime>();
 };
+
+/// Whether `res` asks for any limit beyond device rules.
+fn sets_limits(res: &oci_spec::runtime::LinuxResources) -> bool {
+    let mut v = serde_json::to_value(res).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("devices");
+        m.retain(|_, x| !x.is_null());
+        return !m.is_empty();
+    }
+    false
+}

@@ -47,6 +47,9 @@ pub enum CgroupError {
         /// What the kernel said.
         source: std::io::Error,
     },
+    /// Rootless without the right to create cgroups, but limits are set.
+    #[error("config.json: linux.resources: rootless containers without a writable cgroup cannot have limits ({0}); remove the limits or delegate a cgroup and set linux.cgroupsPath")]
+    Rootless(String),
     /// A resource the host's cgroups cannot express.
     #[error(transparent)]
     Unsupported(#[from] resources::Unsupported),
@@ -60,6 +63,20 @@ pub enum CgroupError {
         /// Where it was looked for.
         where_: String,
     },
+}
+
+impl CgroupError {
+    /// Whether the error is the kernel refusing access (no delegation).
+    pub fn is_permission(&self) -> bool {
+        let src = match self {
+            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            src.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EROFS)
+        )
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {

@@ -102,7 +102,12 @@ impl Global {
     }
 
     pub fn runtime(&self) -> rcrun::Runtime {
-        rcrun::Runtime::new(self.root())
+        let rootless = match self.rootless.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        rcrun::Runtime::new(self.root()).with_rootless(rootless)
     }
 }
 
