@@ -263,6 +263,7 @@ impl Runtime {
             }
             .into());
         }
+        crate::spec::check_process(p)?;
         let terminal = p.terminal().unwrap_or(false);
         if terminal && opts.console_socket.is_none() && opts.console.is_none() {
             return Err(SpecError::Invalid {

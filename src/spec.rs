@@ -139,8 +139,9 @@ fn lsm_enabled(name: &str) -> bool {
 
 /// Fields rcrun does not implement yet. runtime.md: the runtime MUST
 /// generate an error for values it does not support, rather than run the
-/// container without them. Security labels are ignored, as runc does,
-/// only when the host has no such security module.
+/// container without them. An AppArmor profile or SELinux label the host
+/// cannot apply is an error too, as with runc; `mountLabel` is ignored
+/// without SELinux, as runc does.
 fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
     let no = |field: &str| Err(invalid(field, "is not supported by rcrun yet"));
     if let Some(l) = spec.linux() {
@@ -161,38 +162,60 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(p) = spec.process() {
-        if p.scheduler().is_some() {
-            return no("process.scheduler");
-        }
-        if p.io_priority().is_some() {
-            return no("process.ioPriority");
-        }
-        if p.exec_cpu_affinity().is_some() {
-            return no("process.execCPUAffinity");
-        }
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-            && lsm_enabled("apparmor")
-        {
-            return no("process.apparmorProfile");
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) && lsm_enabled("selinux") {
-            return no("process.selinuxLabel");
-        }
-        let mut seen = HashSet::new();
-        for (i, r) in p.rlimits().iter().flatten().enumerate() {
-            if !seen.insert(r.typ().to_string()) {
-                return Err(invalid(
-                    format!("process.rlimits[{i}].type"),
-                    format!("{} is listed twice", r.typ()),
-                ));
-            }
-        }
+        check_process(p)?;
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
             return no(&format!("mounts[{i}].uidMappings (id-mapped mounts)"));
+        }
+    }
+    Ok(())
+}
+
+/// The checks of `process` that `exec`'s process gets too: unsupported
+/// fields, security labels the host cannot apply, duplicate rlimits.
+///
+/// # Errors
+/// [`SpecError::Invalid`] naming the first offending field.
+pub fn check_process(p: &oci_spec::runtime::Process) -> Result<(), SpecError> {
+    let no = |field: &str| Err(invalid(field, "is not supported by rcrun yet"));
+    if p.scheduler().is_some() {
+        return no("process.scheduler");
+    }
+    if p.io_priority().is_some() {
+        return no("process.ioPriority");
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return no("process.execCPUAffinity");
+    }
+    // Requested but unavailable is an error, as with runc (which
+    // fails applying the profile, and validates the label).
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+        && !lsm_enabled("apparmor")
+    {
+        return Err(invalid(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host",
+        ));
+    }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        if !lsm_enabled("selinux") {
+            return Err(invalid(
+                "process.selinuxLabel",
+                "SELinux is disabled or not supported on this host",
+            ));
+        }
+        return no("process.selinuxLabel");
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        if !seen.insert(r.typ().to_string()) {
+            return Err(invalid(
+                format!("process.rlimits[{i}].type"),
+                format!("{} is listed twice", r.typ()),
+            ));
         }
     }
     Ok(())

@@ -54,7 +54,7 @@ pub struct Exec {
     /// Set the no new privileges value for the process
     #[arg(long)]
     pub no_new_privs: bool,
-    /// Set the apparmor profile for the process (no AppArmor here: refused if the host has it)
+    /// Set the apparmor profile for the process
     #[arg(long, value_name = "PROFILE")]
     pub apparmor: Option<String>,
     /// Set the asm process label for the process commonly used with selinux

@@ -258,6 +258,17 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         // SAFETY: cannot fail.
         unsafe { libc::umask(u) };
     }
+    if let Some(profile) = &p.process.apparmor {
+        // aa_change_onexec: the profile applies from the next exec.
+        let attr = sys::write_file(c"/proc/thread-self/attr/apparmor/exec", profile.as_bytes());
+        let attr = match attr {
+            Err(libc::ENOENT) => {
+                sys::write_file(c"/proc/thread-self/attr/exec", profile.as_bytes())
+            }
+            r => r,
+        };
+        attr.at(Stage::AppArmor, 0)?;
+    }
     // seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so load
     // before dropping privileges; with it, as late as possible (runc).
     let seccomp_late = p.process.no_new_privs;

@@ -61,7 +61,7 @@ stages! {
     Remount, Device, DevSymlink, CreateContainerHook, PivotRoot, Chroot, ReadonlyPath,
     MaskedPath, ReadonlyRoot, Hostname, Domainname, Sysctl, OomScoreAdj, Keyring, Rlimit,
     Console, Cwd, Bounding, Groups, Setgid, Setuid, Capabilities, Ambient, NoNewPrivs,
-    Executable, StartContainerHook, Exec, Seccomp,
+    Executable, StartContainerHook, Exec, Seccomp, AppArmor,
 }
 
 /// A failure inside the init process: the stage, the index of the entry

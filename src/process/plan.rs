@@ -48,6 +48,8 @@ pub(crate) struct ProcessPlan {
     pub terminal: bool,
     pub console_size: Option<libc::winsize>,
     pub preserve_fds: c_int,
+    /// `exec PROFILE` for /proc/thread-self/attr/apparmor/exec.
+    pub apparmor: Option<CString>,
 }
 
 /// All of the init process's work.
@@ -416,6 +418,16 @@ impl ProcessPlan {
             terminal: p.terminal().unwrap_or(false),
             console_size,
             preserve_fds,
+            apparmor: p
+                .apparmor_profile()
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| CString::new(format!("exec {s}")))
+                .transpose()
+                .map_err(|_| SpecError::Invalid {
+                    field: "process.apparmorProfile".into(),
+                    reason: "contains a NUL byte".into(),
+                })?,
         })
     }
 }

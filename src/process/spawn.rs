@@ -374,6 +374,7 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::PivotRoot => "pivot_root".into(),
         Stage::Chroot => "chroot (--no-pivot)".into(),
         Stage::Keyring => "session keyring".into(),
+        Stage::AppArmor => "process.apparmorProfile: applying the profile".into(),
         Stage::TimeOffsets => "linux.timeOffsets".into(),
         Stage::Fork => "fork into the pid namespace".into(),
         Stage::Sync => "talking to the runtime".into(),
