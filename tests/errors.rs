@@ -197,3 +197,23 @@ fn library_refuses_unsealed_callers() {
     assert!(e.to_string().contains("ensure_sealed"), "{e}");
     assert_clean(&c);
 }
+
+#[test]
+fn version_is_in_runcs_format() {
+    // dockerd parses "<name> version X" and "commit: <id>" (docker info).
+    for flag in ["--version", "-v"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_rcrun"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let out = String::from_utf8(o.stdout).unwrap();
+        let l: Vec<&str> = out.lines().collect();
+        assert_eq!(l[0], format!("rcrun version {}", env!("CARGO_PKG_VERSION")));
+        assert!(
+            l[1].starts_with("commit: ") && l[1].len() > "commit: ".len(),
+            "{out}"
+        );
+        assert_eq!(l[2], format!("spec: {}", rcrun::oci_spec::runtime::VERSION));
+    }
+}

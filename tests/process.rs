@@ -99,12 +99,22 @@ fn executable_not_found_is_reported_at_create() {
     let mut c = Ct::new("true");
     c.cfg["process"]["args"] = json!(["no-such-program"]);
     let o = c.create(&[]);
+    // runc's wording: engines read it to pick exit codes 126 and 127.
     assert_err(
         &o,
-        "process.args[0] \"no-such-program\": executable file not found",
+        "process.args[0]: exec: \"no-such-program\": executable file not found in $PATH",
     );
     assert!(!c.root().join(&c.id).exists());
     assert!(c.cgroup_dirs().is_empty());
+    let mut c = Ct::new("true");
+    c.cfg["process"]["args"] = json!(["/nonexistent"]);
+    assert_err(
+        &c.create(&[]),
+        "exec: \"/nonexistent\": stat /nonexistent: no such file or directory",
+    );
+    let mut c = Ct::new("true");
+    c.cfg["process"]["args"] = json!(["/etc/passwd"]);
+    assert_err(&c.create(&[]), "exec: \"/etc/passwd\": permission denied");
 }
 
 #[test]

@@ -52,9 +52,28 @@ use clap::{Args, Parser, Subcommand};
 /// that you are starting. The name you provide for the container instance
 /// must be unique on your host. Providing the bundle directory using "-b"
 /// is optional. The default value for "bundle" is the current directory.
+/// `rcrun --version`, in runc's format (dockerd and containerd parse it).
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("RCRUN_COMMIT"),
+    // oci_spec::runtime::VERSION, which concat! cannot take.
+    "\nspec: 1.1.0"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "rcrun", version, verbatim_doc_comment, max_term_width = 100)]
+#[command(
+    name = "rcrun",
+    version = VERSION,
+    disable_version_flag = true,
+    verbatim_doc_comment,
+    max_term_width = 100
+)]
 pub struct Cli {
+    /// Print the version
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]

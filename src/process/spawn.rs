@@ -256,8 +256,11 @@ pub(crate) fn confirm_exec(plan: &ChildPlan, s: &Spawned) -> Result<(), Error> {
     }
 }
 
+/// The kernel's reason in Go's words ("permission denied"), as runc
+/// prints it: engines match these texts to pick exit codes (docker's 126
+/// and 127, podman's 126 and 127).
 fn errstr(e: i32) -> String {
-    std::io::Error::from_raw_os_error(e).to_string()
+    nix::errno::Errno::from_raw(e).desc().to_lowercase()
 }
 
 /// Turns a failure report into an error naming the config entry.
@@ -340,19 +343,22 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Capabilities => "process.capabilities".into(),
         Stage::Ambient => format!("process.capabilities.ambient: raising capability {i}"),
         Stage::NoNewPrivs => "process.noNewPrivileges".into(),
-        Stage::Executable => {
+        Stage::Executable | Stage::Exec => {
+            // runc's wording, which engines parse.
+            let a = &plan.process.arg0;
+            let reason = match (m.c, a.contains('/')) {
+                (libc::ENOENT, false) => format!(
+                    "exec: {a:?}: executable file not found in $PATH (looked at {})",
+                    plan.search_path()
+                ),
+                (libc::ENOENT, true) => format!("exec: {a:?}: stat {a}: no such file or directory"),
+                (e, _) => format!("exec: {a:?}: {}", errstr(e)),
+            };
             return InitError::Step {
                 stage,
-                what: format!("process.args[0] {:?}", plan.process.arg0),
-                reason: if m.c == libc::ENOENT {
-                    format!(
-                        "executable file not found (looked at {})",
-                        plan.search_path()
-                    )
-                } else {
-                    errstr(m.c)
-                },
-            }
+                what: "process.args[0]".into(),
+                reason,
+            };
         }
         Stage::CreateContainerHook | Stage::StartContainerHook => {
             let kind = if stage == Stage::CreateContainerHook {
@@ -378,7 +384,6 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::TimeOffsets => "linux.timeOffsets".into(),
         Stage::Fork => "fork into the pid namespace".into(),
         Stage::Sync => "talking to the runtime".into(),
-        Stage::Exec => format!("exec {:?}", plan.process.arg0),
         Stage::Seccomp if i == 1 => "linux.seccomp: passing the listener fd".into(),
         Stage::Seccomp => "linux.seccomp: loading the filter".into(),
     };
