@@ -19,7 +19,7 @@ pub fn features() -> Value {
             "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
             "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
             "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave",
-            "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "symfollow",
+            "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "symfollow", "tmpcopyup",
             "sync", "unbindable"
         ],
         "linux": {

@@ -200,3 +200,35 @@ fn existing_file_that_is_not_the_device_is_refused() {
         json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5}]);
     assert_err(&c.run(), "linux.devices: /dev/mydev: File exists");
 }
+
+#[test]
+fn tmpcopyup_copies_what_the_tmpfs_covers() {
+    // podman's --read-only and --tmpfs: the tmpfs starts with the image's
+    // content at its destination, owners, modes and symlinks included;
+    // writes go to the tmpfs, never to the rootfs.
+    let mut c = Ct::new(
+        "cd /data && stat -c '%n %u:%g %a' . a sub sub/b && readlink l && cat a sub/b && \
+         echo new > a && cat a; ls /empty | wc -l",
+    );
+    let root = c.private_rootfs();
+    let data = root.join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("a"), "A\n").unwrap();
+    std::fs::write(data.join("sub/b"), "B\n").unwrap();
+    std::os::unix::fs::symlink("a", data.join("l")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.join("a"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o751)).unwrap();
+    nix::unistd::chown(&data.join("sub"), Some(1000.into()), Some(1001.into())).unwrap();
+    std::fs::create_dir(root.join("empty")).unwrap();
+    std::fs::write(root.join("empty/hidden"), "").unwrap();
+    c.cfg["root"]["readonly"] = json!(true);
+    let m = c.cfg["mounts"].as_array_mut().unwrap();
+    m.push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "tmpcopyup"]}));
+    m.push(json!({"destination": "/empty", "type": "tmpfs", "source": "tmpfs"}));
+    assert_eq!(
+        c.run_ok(),
+        ". 0:0 751\na 0:0 640\nsub 1000:1001 755\nsub/b 0:0 644\na\nA\nB\nnew\n0\n"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("a")).unwrap(), "A\n");
+}

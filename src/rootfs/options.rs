@@ -11,6 +11,9 @@ pub struct MountOptions {
     pub propagation: Vec<c_ulong>,
     /// Filesystem-specific options, comma separated (the `data` argument).
     pub data: String,
+    /// `tmpcopyup`: a tmpfs starts with a copy of what the rootfs has at
+    /// its destination (runc's extension, which podman uses).
+    pub copyup: bool,
 }
 
 impl MountOptions {
@@ -81,10 +84,14 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, UnsupportedOp
                 o.propagation.push(propagation(opt).expect("listed"));
                 continue;
             }
-            "tmpcopyup" | "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev"
-            | "rdev" | "rnoexec" | "rexec" | "rnodiratime" | "rdiratime" | "rrelatime"
-            | "rnorelatime" | "rnoatime" | "ratime" | "rstrictatime" | "rnostrictatime"
-            | "rnosymfollow" | "rsymfollow" => return Err(UnsupportedOption(opt.to_string())),
+            "tmpcopyup" => {
+                o.copyup = true;
+                continue;
+            }
+            "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev" | "rdev"
+            | "rnoexec" | "rexec" | "rnodiratime" | "rdiratime" | "rrelatime" | "rnorelatime"
+            | "rnoatime" | "ratime" | "rstrictatime" | "rnostrictatime" | "rnosymfollow"
+            | "rsymfollow" => return Err(UnsupportedOption(opt.to_string())),
             _ => {
                 data.push(opt);
                 continue;

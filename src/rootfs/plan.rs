@@ -85,6 +85,8 @@ pub(crate) struct MountOp {
     /// sysfs that may fall back to an rbind of the host's /sys (user
     /// namespace without a network namespace).
     pub sysfs_fallback: bool,
+    /// tmpfs with `tmpcopyup`: copy the covered directory into it.
+    pub copyup: bool,
 }
 
 /// A device node to create (or bind from the host in a user namespace).
@@ -224,6 +226,7 @@ impl RootfsPlan {
                 remount: bind && extra != 0,
                 file,
                 sysfs_fallback: typ == "sysfs" && userns,
+                copyup: opts.copyup && typ == "tmpfs",
             });
         }
         let mut devices: Vec<DeviceOp> = Vec::new();
@@ -349,6 +352,7 @@ fn cgroup_mounts(
         remount: fl != 0,
         file: false,
         sysfs_fallback: false,
+        copyup: false,
     };
     match h {
         Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
@@ -362,6 +366,7 @@ fn cgroup_mounts(
             remount: false,
             file: false,
             sysfs_fallback: false,
+            copyup: false,
         }),
         Hierarchy::Unified(_) => {
             if let Some(leaf) = set.leaves.first() {
@@ -380,6 +385,7 @@ fn cgroup_mounts(
                 remount: false,
                 file: false,
                 sysfs_fallback: false,
+                copyup: false,
             });
             for ((mnt, _), leaf) in mnts.iter().zip(&set.leaves) {
                 if let Some(name) = mnt.file_name() {

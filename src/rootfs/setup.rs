@@ -99,6 +99,19 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
     let fd = resolve(root, &m.dest, create).at(Stage::MountTarget, i)?;
     let mut buf = [0u8; 32];
     let target = fd_path(&mut buf, fd);
+    // tmpcopyup: hold the directory the tmpfs will cover, to copy from.
+    let lower = if m.copyup {
+        // SAFETY: target is a NUL-terminated /proc/self/fd path.
+        let r = check(unsafe {
+            libc::open(target, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        });
+        if r.is_err() {
+            close(fd);
+        }
+        Some(r.at(Stage::Mount, i)?)
+    } else {
+        None
+    };
     let opt = |c: &Option<std::ffi::CString>| c.as_ref().map_or(null(), |c| c.as_ptr());
     let mut r = mount(
         opt(&m.source),
@@ -117,6 +130,25 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         );
     }
     close(fd);
+    if let Some(lower) = lower {
+        let copied = r.and_then(|_| {
+            let upper = resolve(root, &m.dest, Create::Nothing)?;
+            // SAFETY: opening the directory on top (the new tmpfs) by its fd.
+            let dir = check(unsafe {
+                libc::open(
+                    fd_path(&mut buf, upper),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            });
+            close(upper);
+            let dir = dir?;
+            let r = copy_attrs(lower, dir).and_then(|_| copy_tree(lower, dir, 0));
+            close(dir);
+            r
+        });
+        close(lower);
+        copied.at(Stage::Mount, i)?;
+    }
     r.at(Stage::Mount, i)?;
     // Re-resolve: the new mount now sits on top of the path.
     if m.remount || !m.propagation.is_empty() {
@@ -139,6 +171,141 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         }
         close(fd);
         r.at(Stage::Remount, i)?;
+    }
+    Ok(())
+}
+
+/// Gives `dst` (a directory fd) the owner and mode of `src`.
+fn copy_attrs(src: RawFd, dst: RawFd) -> Result<(), Errno> {
+    // SAFETY: an all-zero stat is a valid out-buffer; fds are valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstat(src, &mut st) })?;
+    check(unsafe { libc::fchown(dst, st.st_uid, st.st_gid) })?;
+    check(unsafe { libc::fchmod(dst, st.st_mode & 0o7777) }).map(drop)
+}
+
+/// Copies the tree under the directory `src` into the directory `dst`
+/// (tmpcopyup): files, directories, symlinks and special files, with
+/// their owners and modes. Fixed stack buffers, no allocation; nothing is
+/// followed (every open is relative to its parent with O_NOFOLLOW).
+fn copy_tree(src: RawFd, dst: RawFd, depth: u32) -> Result<(), Errno> {
+    #[repr(C, align(8))]
+    struct Dents([u8; 4096]);
+    if depth > 64 {
+        return Err(libc::ELOOP);
+    }
+    let mut d = Dents([0; 4096]);
+    loop {
+        // SAFETY: getdents64 into our buffer of its length.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, src, d.0.as_mut_ptr(), d.0.len()) };
+        if n < 0 {
+            return Err(sys::errno());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+            let reclen = u16::from_ne_bytes([d.0[off + 16], d.0[off + 17]]) as usize;
+            let name_bytes = &d.0[off + 19..off + reclen];
+            off += reclen;
+            let Ok(name) = CStr::from_bytes_until_nul(name_bytes) else {
+                continue;
+            };
+            if name == c"." || name == c".." {
+                continue;
+            }
+            copy_entry(src, dst, name, depth)?;
+        }
+    }
+}
+
+fn copy_entry(src: RawFd, dst: RawFd, name: &CStr, depth: u32) -> Result<(), Errno> {
+    let nf = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY (all calls below): fds are valid, name is NUL-terminated and
+    // buffers are live stack values of the lengths passed.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstatat(src, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    let kind = st.st_mode & libc::S_IFMT;
+    match kind {
+        libc::S_IFDIR => {
+            match check(unsafe { libc::mkdirat(dst, name.as_ptr(), 0o700) }) {
+                Ok(_) | Err(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            let s = check(unsafe {
+                libc::openat(src, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | nf)
+            })?;
+            let r = check(unsafe {
+                libc::openat(dst, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | nf)
+            })
+            .and_then(|t| {
+                let r = copy_tree(s, t, depth + 1);
+                close(t);
+                r
+            });
+            close(s);
+            r?;
+        }
+        libc::S_IFREG => {
+            let s = check(unsafe { libc::openat(src, name.as_ptr(), libc::O_RDONLY | nf) })?;
+            let r = check(unsafe {
+                libc::openat(
+                    dst,
+                    name.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | nf,
+                    0o600,
+                )
+            })
+            .and_then(|t| {
+                let mut r = Ok(());
+                loop {
+                    let n = unsafe { libc::sendfile(t, s, std::ptr::null_mut(), 1 << 30) };
+                    if n < 0 {
+                        r = Err(sys::errno());
+                    }
+                    if n <= 0 {
+                        break;
+                    }
+                }
+                close(t);
+                r
+            });
+            close(s);
+            r?;
+        }
+        libc::S_IFLNK => {
+            let mut target = [0u8; 4096];
+            let n = unsafe {
+                libc::readlinkat(
+                    src,
+                    name.as_ptr(),
+                    target.as_mut_ptr().cast(),
+                    target.len() - 1,
+                )
+            };
+            if n < 0 {
+                return Err(sys::errno());
+            }
+            target[n as usize] = 0;
+            check(unsafe { libc::symlinkat(target.as_ptr().cast(), dst, name.as_ptr()) })?;
+        }
+        _ => {
+            check(unsafe { libc::mknodat(dst, name.as_ptr(), st.st_mode, st.st_rdev) })?;
+        }
+    }
+    check(unsafe {
+        libc::fchownat(
+            dst,
+            name.as_ptr(),
+            st.st_uid,
+            st.st_gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    if kind != libc::S_IFLNK {
+        check(unsafe { libc::fchmodat(dst, name.as_ptr(), st.st_mode & 0o7777, 0) })?;
     }
     Ok(())
 }
