@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the whole test suite: unit tests, doc tests, and the integration
 # tests that start real containers on the busybox rootfs, on this
-# machine's cgroups and then again in a cgroup v2 VM (scripts/test-v2.sh).
+# machine's cgroups and then again in a cgroup v2 VM (scripts/test-v2.sh),
+# then the real engines against rcrun (scripts/test-engines.sh).
 #
 #   sh scripts/test.sh
 #
@@ -16,3 +17,5 @@ cargo test --locked --all-targets --no-fail-fast 2>&1
 cargo test --locked --doc 2>&1
 echo "== the same tests on a pure cgroup v2 system (QEMU)"
 sh scripts/test-v2.sh
+echo "== podman, containerd, dockerd and a swarm service driving rcrun"
+sh scripts/test-engines.sh

@@ -299,3 +299,28 @@ fn relative_cgroups_path_is_not_under_the_callers_cgroup() {
     );
     assert!(!out.contains("process_api"), "{out}");
 }
+
+#[test]
+fn every_mounted_hierarchy_is_joined() {
+    // As runc: the controllers, the named ones (name=systemd) and, on a
+    // hybrid host, the cgroup2 mount, so that tools reading any of them
+    // find the container where its cgroupsPath says.
+    let c = Ct::new("cat /proc/self/cgroup");
+    let out = c.run_ok();
+    let want = format!("/{}", c.cgroup);
+    for l in out.lines() {
+        assert!(l.ends_with(&want), "{l} is not in {want}:\n{out}");
+    }
+    let hosts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" - cgroup"))
+        .map(String::from)
+        .collect();
+    assert_eq!(out.lines().count(), hosts.len(), "{out}\n{hosts:#?}");
+    assert!(
+        c.cgroup_dirs().is_empty(),
+        "left behind: {:?}",
+        c.cgroup_dirs()
+    );
+}

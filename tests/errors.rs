@@ -111,7 +111,7 @@ fn failure_inside_the_init_leaves_nothing_behind() {
         .unwrap()
         .lines()
         .count();
-    assert_err(&c.create(&[]), "mounts[6] /x: mount: No such device");
+    assert_err(&c.create(&[]), "mounts[6] /x: mount: no such device");
     assert_clean(&c);
     assert_eq!(
         std::fs::read_to_string("/proc/self/mountinfo")

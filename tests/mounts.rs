@@ -198,7 +198,7 @@ fn existing_file_that_is_not_the_device_is_refused() {
     );
     c.cfg["linux"]["devices"] =
         json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5}]);
-    assert_err(&c.run(), "linux.devices: /dev/mydev: File exists");
+    assert_err(&c.run(), "linux.devices: /dev/mydev: file exists");
 }
 
 #[test]

@@ -110,7 +110,9 @@ pub enum Hierarchy {
     /// Pure cgroup v2 mounted at the given directory.
     Unified(PathBuf),
     /// cgroup v1: each mount point (e.g. `/sys/fs/cgroup/cpu,cpuacct`) with
-    /// the controllers mounted there.
+    /// the controllers mounted there; after them the named hierarchies
+    /// (`name=systemd`) and, in hybrid mode, the cgroup2 mount (`unified`),
+    /// which the container joins without limits, as with runc.
     Legacy(Vec<(PathBuf, Vec<String>)>),
 }
 
@@ -127,7 +129,9 @@ impl Hierarchy {
 
     fn from_mountinfo(text: &str) -> Hierarchy {
         let mut v1 = Vec::new();
+        let mut named = Vec::new();
         let mut v2 = None;
+        let mut hybrid = None;
         for line in text.lines() {
             let Some((pre, post)) = line.split_once(" - ") else {
                 continue;
@@ -138,7 +142,14 @@ impl Hierarchy {
             let opts = post.nth(1).unwrap_or_default();
             match fstype {
                 "cgroup2" if mnt == "/sys/fs/cgroup" => v2 = Some(PathBuf::from(mnt)),
+                "cgroup2" => hybrid = hybrid.or_else(|| Some(PathBuf::from(mnt))),
                 "cgroup" => {
+                    if let Some(n) = opts.split(',').find(|o| o.starts_with("name=")) {
+                        if !named.iter().any(|(m, _)| m == Path::new(mnt)) {
+                            named.push((PathBuf::from(mnt), vec![n.to_string()]));
+                        }
+                        continue;
+                    }
                     let ctrls: Vec<String> = opts
                         .split(',')
                         .filter(|o| V1_CONTROLLERS.contains(o))
@@ -153,7 +164,14 @@ impl Hierarchy {
         }
         match v2 {
             Some(p) if v1.is_empty() => Hierarchy::Unified(p),
-            _ => Hierarchy::Legacy(v1),
+            _ => {
+                // Controllers first: code that needs any leaf takes the first.
+                if !v1.is_empty() {
+                    v1.extend(named);
+                    v1.extend(hybrid.map(|h| (h, vec!["unified".to_string()])));
+                }
+                Hierarchy::Legacy(v1)
+            }
         }
     }
 }
@@ -494,8 +512,19 @@ mod tests {
     fn hybrid_is_legacy() {
         match Hierarchy::from_mountinfo(HYBRID) {
             Hierarchy::Legacy(m) => {
-                assert_eq!(m.len(), 2);
-                assert_eq!(m[0].1, vec!["cpu", "cpuacct"]);
+                let names: Vec<_> = m
+                    .iter()
+                    .map(|(p, c)| (p.to_str().unwrap(), c.join(",")))
+                    .collect();
+                assert_eq!(
+                    names,
+                    [
+                        ("/sys/fs/cgroup/cpu,cpuacct", "cpu,cpuacct".to_string()),
+                        ("/sys/fs/cgroup/memory", "memory".to_string()),
+                        ("/sys/fs/cgroup/systemd", "name=systemd".to_string()),
+                        ("/sys/fs/cgroup/unified", "unified".to_string()),
+                    ]
+                );
             }
             h => panic!("{h:?}"),
         }
