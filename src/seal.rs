@@ -9,6 +9,14 @@
 //! container can reach is that in-memory copy, which cannot be written and
 //! disappears with the process.
 //!
+//! Where the caller may mount (root), no copy is made at all: the binary
+//! is re-executed through a private, read-only overlayfs whose only
+//! layers are the binary's directory and an empty one (runc's
+//! `sealedOverlayfs`). The mount is detached (fsopen/fsmount, in no
+//! mount namespace), cannot be made writable, and `/proc/<pid>/exe` leads
+//! to it rather than to the host's file. Elsewhere (rootless, kernels
+//! without overlayfs or the new mount API) the memfd copy is used.
+//!
 //! The `rcrun` binary calls it before `create`, `run` and `exec`. A program
 //! that embeds the library must call it at the top of `main`, before it
 //! starts threads; [`crate::Runtime::create`] refuses to start a container
@@ -58,14 +66,133 @@ static SEALED: AtomicU8 = AtomicU8::new(0);
 /// ```
 pub fn ensure_sealed() -> Result<()> {
     let exe = open_exe()?;
-    if has_seals(&exe) {
+    if has_seals(&exe) || on_sealed_overlay(&exe) {
         SEALED.store(1, Ordering::Relaxed);
         name_after_argv0();
         return Ok(());
     }
+    if let Ok(fd) = overlay_exe() {
+        drop(exe);
+        let e = exec_fd(&fd);
+        // Not executable through the overlay (a noexec or odd lower
+        // filesystem): the copy below still works.
+        drop(fd);
+        let exe = open_exe()?;
+        let memfd = sealed_copy(&exe).map_err(|_| e)?;
+        return Err(exec_fd(&memfd));
+    }
     let memfd = sealed_copy(&exe)?;
     drop(exe);
     Err(exec_fd(&memfd))
+}
+
+/// OVERLAYFS_SUPER_MAGIC (statfs(2)).
+const OVERLAYFS_MAGIC: libc::c_long = 0x794c_7630;
+
+/// True when `f` lives on a read-only overlayfs mount, as the binary does
+/// once re-executed by [`overlay_exe`]: nothing can write it through the
+/// path the container could reach.
+fn on_sealed_overlay(f: &OwnedFd) -> bool {
+    // SAFETY: fstatfs and fstatvfs into zeroed structs we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let mut vst: libc::statvfs = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } == 0
+        && unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vst) } == 0;
+    ok && st.f_type as libc::c_long == OVERLAYFS_MAGIC && vst.f_flag & libc::ST_RDONLY != 0
+}
+
+/// An `O_PATH` fd of this binary seen through a detached, read-only
+/// overlayfs (lowerdir = its directory over an empty one).
+fn overlay_exe() -> Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let fail = || Error::last_os_error();
+    let owned = |fd: libc::c_long| -> Result<OwnedFd> {
+        if fd < 0 {
+            return Err(fail());
+        }
+        // SAFETY: a new fd the kernel just gave us.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    };
+    let path = std::fs::read_link("/proc/self/exe")?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::from(ErrorKind::InvalidInput));
+    };
+    // The second (bottom) layer only has to exist, be empty of surprises
+    // (the top layer wins every name) and not overlap the first.
+    let empty = std::path::Path::new("/run/rcrun-exe-lower");
+    match std::fs::create_dir(empty) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let esc = |p: &std::path::Path| {
+        let mut v = Vec::new();
+        for &b in p.as_os_str().as_bytes() {
+            if b == b'\\' || b == b':' {
+                v.push(b'\\');
+            }
+            v.push(b);
+        }
+        v
+    };
+    let mut lower = esc(dir);
+    lower.push(b':');
+    lower.extend(esc(empty));
+    let lower = CString::new(lower).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    let name = CString::new(name.as_bytes()).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const ATTR: libc::c_uint = 0x1 | 0x2 | 0x4; // MOUNT_ATTR_RDONLY | NOSUID | NODEV
+                                                // SAFETY (the syscalls below): NUL-terminated strings that outlive
+                                                // each call; every returned fd is owned at once.
+    let ctx =
+        owned(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })?;
+    let set = |k: &std::ffi::CStr, v: &std::ffi::CStr| {
+        // SAFETY: as above.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                ctx.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        if r < 0 {
+            Err(fail())
+        } else {
+            Ok(())
+        }
+    };
+    set(c"lowerdir", &lower)?;
+    let _ = set(c"xino", c"off"); // quiet dmesg; older kernels lack it
+                                  // SAFETY: as above.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            0usize,
+            0usize,
+            0,
+        )
+    } < 0
+    {
+        return Err(fail());
+    }
+    // SAFETY: as above.
+    let mnt =
+        owned(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, ATTR) })?;
+    // SAFETY: as above.
+    owned(unsafe {
+        libc::openat(
+            mnt.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    } as libc::c_long)
 }
 
 /// True when the current program runs from a sealed memfd.
@@ -74,7 +201,9 @@ pub fn is_sealed() -> bool {
         1 => true,
         2 => false,
         _ => {
-            let sealed = open_exe().map(|f| has_seals(&f)).unwrap_or(false);
+            let sealed = open_exe()
+                .map(|f| has_seals(&f) || on_sealed_overlay(&f))
+                .unwrap_or(false);
             SEALED.store(if sealed { 1 } else { 2 }, Ordering::Relaxed);
             sealed
         }

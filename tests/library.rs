@@ -4,7 +4,8 @@
 //! after clone, so nothing here can deadlock on a lock held by a thread
 //! that does not exist in the child.
 //!
-//! harness = false: sealing re-executes this binary from a memfd, which
+//! harness = false: sealing re-executes this binary (through a read-only
+//! overlay, or from a memfd), which
 //! must happen before any thread starts.
 
 mod common;
