@@ -796,8 +796,11 @@ impl Runtime {
         }
         let mut st = rec.state.clone();
         st.status = Status::Stopped;
-        // Best effort: kill stragglers that outlived the init (no pid namespace).
-        let _ = signal_all(&rec, libc::SIGKILL);
+        // Best effort: kill stragglers that outlived the init (no pid
+        // namespace). An empty cgroup (the usual case) needs no freeze.
+        if rec.cgroup.pids().is_ok_and(|p| !p.is_empty()) {
+            let _ = signal_all(&rec, libc::SIGKILL);
+        }
         rec.cgroup.remove()?;
         if status != Status::Creating {
             let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");

@@ -5,6 +5,12 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // Seal first, before parsing anything: the process about to be
+    // replaced should do no work. A failure is reported below, once the
+    // flags (--log) are known.
+    if raw_args_need_seal() {
+        let _ = rcrun::seal::ensure_sealed();
+    }
     let args = cli::Cli::parse();
     let g = &args.global;
     let logger = match cli::log::Logger::install(g.log.as_deref(), g.log_format, g.debug) {
@@ -30,6 +36,14 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(logger, &e.0),
     }
+}
+
+/// Whether the command line names `create`, `run` or `exec` anywhere (a
+/// flag's value that happens to be one of them only costs a re-exec).
+fn raw_args_need_seal() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
 }
 
 fn fail(logger: &cli::log::Logger, msg: &str) -> ! {

@@ -65,6 +65,9 @@ static SEALED: AtomicU8 = AtomicU8::new(0);
 /// }
 /// ```
 pub fn ensure_sealed() -> Result<()> {
+    if SEALED.load(Ordering::Relaxed) == 1 {
+        return Ok(());
+    }
     let exe = open_exe()?;
     if has_seals(&exe) || on_sealed_overlay(&exe) {
         SEALED.store(1, Ordering::Relaxed);

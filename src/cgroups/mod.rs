@@ -474,9 +474,11 @@ impl CgroupSet {
                     Ok(()) => break,
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
                     // Exiting tasks can keep a cgroup busy for a moment.
-                    Err(e) if leaf && e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    // Back off from 0.1 ms to 10 ms (about 1 s in all).
+                    Err(e) if leaf && e.raw_os_error() == Some(libc::EBUSY) && tries < 110 => {
                         tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        let us = (100u64 << tries.min(7)).min(10_000);
+                        std::thread::sleep(std::time::Duration::from_micros(us));
                     }
                     Err(e) if leaf => return Err(io(dir)(e)),
                     Err(_) => break,
