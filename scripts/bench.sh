@@ -67,10 +67,8 @@ if [ "${1:-}" != --inner ]; then
     apt_install runc crun hyperfine time jq util-linux
     if [ -z "${RCRUN:-}" ]; then
         echo "building rcrun (release)" >&2
-        cargo build --release --locked -q
-        T=${CARGO_TARGET_DIR:-target}
-        case $T in /*) ;; *) T=$REPO/$T ;; esac
-        RCRUN=$T/release/rcrun
+        build_release
+        RCRUN=$RCRUN_BIN
     fi
     [ -x "$RCRUN" ] || die "no rcrun binary at $RCRUN"
     W=$(mktemp -d /tmp/rcrunbench.XXXXXX)

@@ -11,8 +11,8 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 ensure_deps
-cargo build --release --locked -q
-RCRUN=$PWD/target/release/rcrun
+build_release
+RCRUN=$RCRUN_BIN
 B=target/demo-bundle
 rm -f "$B/config.json"
 RCRUN=$RCRUN rootfs/build-busybox.sh "$B" >/dev/null

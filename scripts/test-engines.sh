@@ -29,8 +29,8 @@ for d in dockerd containerd; do
     fi
 done
 if [ -z "${RCRUN:-}" ]; then
-    cargo build --release --locked -q
-    RCRUN=$PWD/target/release/rcrun
+    build_release
+    RCRUN=$RCRUN_BIN
 fi
 [ -x "$RCRUN" ] || die "no rcrun binary at $RCRUN"
 export RCRUN

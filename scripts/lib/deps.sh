@@ -38,3 +38,17 @@ ensure_deps() {
     ensure_rust
     export PATH
 }
+
+# build_release: builds the rcrun command as it ships, a static binary
+# (glibc's crt-static: no dynamic loader work in either of the two execs
+# of every create/run/exec; scripts/bench.sh) and sets RCRUN_BIN to it.
+# Plain `cargo build --release` still gives a dynamic one.
+build_release() {
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        cargo build --release --locked -q --target "$host" --bin rcrun
+    t=${CARGO_TARGET_DIR:-target}
+    case $t in /*) ;; *) t=$PWD/$t ;; esac
+    RCRUN_BIN=$t/$host/release/rcrun
+    [ -x "$RCRUN_BIN" ] || die "no rcrun binary at $RCRUN_BIN"
+}

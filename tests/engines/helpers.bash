@@ -10,14 +10,14 @@
 # links, state directories, E itself. Nothing is skipped: a missing
 # program is a failure.
 #
-# Environment: RCRUN (the binary under test; default target/release/rcrun
-# of this repository). The engines are Debian 12's: podman 4.3, conmon 2.1,
+# Environment: RCRUN (the binary under test, required: scripts/test-engines.sh
+# builds the release binary and sets it). The engines are Debian 12's: podman 4.3, conmon 2.1,
 # containerd 1.6 (containerd-shim-runc-v2), docker.io 20.10.
 
 type bats_require_minimum_version >/dev/null 2>&1 && bats_require_minimum_version 1.5.0
 
 ENGINES_REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-RCRUN=${RCRUN:-$ENGINES_REPO/target/release/rcrun}
+RCRUN=${RCRUN:?set RCRUN to the rcrun binary (scripts/test-engines.sh does)}
 # /usr/local/bin/docker may be a newer client that shadows Debian's.
 DOCKER_BIN=/usr/bin/docker
 IMAGE=busybox-local
