@@ -217,26 +217,29 @@ hf() {
     fi
 }
 
-# Scenario 1: run of /bin/true (deleted by run); unshare floor.
-if echo "$SCENARIOS" | grep -qw run; then
+# per_runtime SCENARIO TEMPLATE: one hyperfine command per runtime, each
+# run with a fresh bundle and id; TEMPLATE uses $c (the runtime's command
+# line), $b (the bundle) and $id, expanded when the command runs. The
+# unshare floor runs in the same hyperfine run.
+per_runtime() {
+    scen=$1 tmpl=$2
     set --
     for r in $RUNTIMES; do
         n=$(rt_name "$r"); c=$(rt_cmd "$n" "$(rt_path "$r")")
-        mkbundles "$n-run" $((RUNS + WARMUP + 2))
-        set -- "$@" -n "$n" "read i < $W/n/$n-run; echo \$((i+1)) > $W/n/$n-run; $c run -b $W/b/$n-run-\$i rcb-$n-run-\$i"
+        mkbundles "$n-$scen" $((RUNS + WARMUP + 2))
+        set -- "$@" -n "$n" "read i < $W/n/$n-$scen; echo \$((i+1)) > $W/n/$n-$scen; c='$c'; b=$W/b/$n-$scen-\$i; id=rcb-$n-$scen-\$i; $tmpl"
     done
-    hf run $HF "$@" -n "floor: unshare+chroot" "$UNSHARE"
+    hf "$scen" $HF "$@" -n "floor: unshare+chroot" "$UNSHARE"
+}
+
+# Scenario 1: run of /bin/true (deleted by run).
+if echo "$SCENARIOS" | grep -qw run; then
+    per_runtime run '$c run -b $b $id'
 fi
 
 # Scenario 2: create, start, delete -f.
 if echo "$SCENARIOS" | grep -qw csd; then
-    set --
-    for r in $RUNTIMES; do
-        n=$(rt_name "$r"); c=$(rt_cmd "$n" "$(rt_path "$r")")
-        mkbundles "$n-csd" $((RUNS + WARMUP + 2))
-        set -- "$@" -n "$n" "read i < $W/n/$n-csd; echo \$((i+1)) > $W/n/$n-csd; id=rcb-$n-csd-\$i; $c create -b $W/b/$n-csd-\$i \$id && $c start \$id && $c delete -f \$id"
-    done
-    hf csd $HF "$@" -n "floor: unshare+chroot" "$UNSHARE"
+    per_runtime csd '$c create -b $b $id && $c start $id && $c delete -f $id'
 fi
 
 # Scenario 3: exec /bin/true into a running container (one per runtime).

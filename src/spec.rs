@@ -137,36 +137,46 @@ fn lsm_enabled(name: &str) -> bool {
     }
 }
 
+const NOT_YET: &str = "is not supported by rcrun yet";
+
+/// The first field that is set but not implemented, as an error.
+fn unsupported(checks: &[(bool, &str)]) -> Result<(), SpecError> {
+    match checks.iter().find(|(set, _)| *set) {
+        Some((_, field)) => Err(invalid(*field, NOT_YET)),
+        None => Ok(()),
+    }
+}
+
 /// Fields rcrun does not implement yet. runtime.md: the runtime MUST
 /// generate an error for values it does not support, rather than run the
 /// container without them. An AppArmor profile or SELinux label the host
 /// cannot apply is an error too, as with runc; `mountLabel` is ignored
 /// without SELinux, as runc does.
 fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
-    let no = |field: &str| Err(invalid(field, "is not supported by rcrun yet"));
     if let Some(l) = spec.linux() {
-        if l.intel_rdt().is_some() {
-            return no("linux.intelRdt");
-        }
-        if l.memory_policy().is_some() {
-            return no("linux.memoryPolicy");
-        }
-        if l.personality().is_some() {
-            return no("linux.personality");
-        }
-        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return no("linux.netDevices");
-        }
-        if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) && lsm_enabled("selinux") {
-            return no("linux.mountLabel");
-        }
+        unsupported(&[
+            (l.intel_rdt().is_some(), "linux.intelRdt"),
+            (l.memory_policy().is_some(), "linux.memoryPolicy"),
+            (l.personality().is_some(), "linux.personality"),
+            (
+                l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+                "linux.netDevices",
+            ),
+            (
+                l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) && lsm_enabled("selinux"),
+                "linux.mountLabel",
+            ),
+        ])?;
     }
     if let Some(p) = spec.process() {
         check_process(p)?;
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return no(&format!("mounts[{i}].uidMappings (id-mapped mounts)"));
+            return Err(invalid(
+                format!("mounts[{i}].uidMappings (id-mapped mounts)"),
+                NOT_YET,
+            ));
         }
     }
     Ok(())
@@ -178,16 +188,11 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
 /// # Errors
 /// [`SpecError::Invalid`] naming the first offending field.
 pub fn check_process(p: &oci_spec::runtime::Process) -> Result<(), SpecError> {
-    let no = |field: &str| Err(invalid(field, "is not supported by rcrun yet"));
-    if p.scheduler().is_some() {
-        return no("process.scheduler");
-    }
-    if p.io_priority().is_some() {
-        return no("process.ioPriority");
-    }
-    if p.exec_cpu_affinity().is_some() {
-        return no("process.execCPUAffinity");
-    }
+    unsupported(&[
+        (p.scheduler().is_some(), "process.scheduler"),
+        (p.io_priority().is_some(), "process.ioPriority"),
+        (p.exec_cpu_affinity().is_some(), "process.execCPUAffinity"),
+    ])?;
     // Requested but unavailable is an error, as with runc (which
     // fails applying the profile, and validates the label).
     if p.apparmor_profile()
@@ -207,7 +212,7 @@ pub fn check_process(p: &oci_spec::runtime::Process) -> Result<(), SpecError> {
                 "SELinux is disabled or not supported on this host",
             ));
         }
-        return no("process.selinuxLabel");
+        return Err(invalid("process.selinuxLabel", NOT_YET));
     }
     let mut seen = HashSet::new();
     for (i, r) in p.rlimits().iter().flatten().enumerate() {
