@@ -31,7 +31,11 @@
 # that namespace only; the host is not changed.
 #
 # Knobs (environment):
-#   RUNTIMES="rcrun crun runc"  runtimes to compare; NAME=PATH adds another
+#   RUNTIMES="rcrun rcrun-ro crun runc"
+#                               runtimes to compare; rcrun-ro is the same
+#                               binary bind-mounted read-only onto itself
+#                               (a node's read-only /usr): no re-exec;
+#                               NAME=PATH adds another
 #                               binary (e.g. rcrun-old=/tmp/rcrun), which
 #                               gets rcrun's flags when NAME starts with rcrun
 #   RUNS=30 WARMUP=3            hyperfine runs for run, csd and exec
@@ -96,7 +100,7 @@ if [ "${1:-}" != --inner ]; then
 fi
 
 # ---- inside the private mount namespace ----------------------------------
-RUNTIMES=${RUNTIMES:-rcrun crun runc}
+RUNTIMES=${RUNTIMES:-rcrun rcrun-ro crun runc}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 PAR_RUNS=${PAR_RUNS:-10}
@@ -112,6 +116,7 @@ rt_path() {
     case $1 in
         *=*) echo "${1#*=}" ;;
         rcrun) echo "$RCRUN" ;;
+        rcrun-ro) echo "$W/ro/rcrun" ;;
         *) command -v "$1" || echo "/nonexistent/$1" ;;
     esac
 }
@@ -156,6 +161,13 @@ if [ -e "$CTRL" ] && [ -n "$(cat "$CTRL")" ]; then
     : > "$W/empty"
     mount --bind "$W/empty" "$CTRL"
     HYBRID="cgroup v1 hybrid: empty file bound over $CTRL in the benchmark's private mount namespace (for crun)"
+fi
+
+# rcrun-ro: a copy of rcrun on a read-only bind mount, in this namespace.
+if echo " $RUNTIMES " | grep -q " rcrun-ro "; then
+    mkdir -p "$W/ro" && cp "$RCRUN" "$W/ro/rcrun"
+    mount --bind "$W/ro/rcrun" "$W/ro/rcrun"
+    mount -o remount,bind,ro "$W/ro/rcrun"
 fi
 
 # The cgroup warmer (see the header): perl is in every Debian (perl-base).
@@ -332,19 +344,22 @@ fi
 
 # ---- the issue's targets ---------------------------------------------------
 mean() { [ -f "$OUT/$1.json" ] && jq -r --arg n "$2" '.results[] | select(.command == $n) | .mean' "$OUT/$1.json"; }
-check() {   # check SCENARIO OTHER LIMIT: rcrun's mean <= LIMIT * OTHER's
-    a=$(mean "$1" rcrun || true); b=$(mean "$1" "$2" || true)
+check() {   # check VARIANT SCENARIO OTHER LIMIT: VARIANT's mean <= LIMIT * OTHER's
+    a=$(mean "$2" "$1" || true); b=$(mean "$2" "$3" || true)
     [ -n "$a" ] && [ -n "$b" ] || return 0
-    awk -v a="$a" -v b="$b" -v l="$3" -v s="$1" -v o="$2" 'BEGIN {
-        printf "%-8s rcrun/%s = %.2f (target <= %s): %s\n", s, o, a / b, l, (a <= l * b) ? "met" : "NOT met" }'
+    awk -v a="$a" -v b="$b" -v l="$4" -v s="$2" -v o="$3" -v v="$1" 'BEGIN {
+        printf "%-8s %s/%s = %.2f (target <= %s): %s\n", s, v, o, a / b, l, (a <= l * b) ? "met" : "NOT met" }'
 }
 echo
 echo "targets:"
-for s in run csd exec; do check $s crun 0.8; check $s runc 0.5; done
-check run "floor: unshare+chroot" 1.5
-check par50 crun 0.8
-if [ -s "$OUT/rss.txt" ]; then
-    awk '{ if ($2 > m[$1]) m[$1] = $2 } END { if (("rcrun" in m) && ("crun" in m))
-        printf "%-8s rcrun/crun = %.2f (target <= 1): %s\n", "rss", m["rcrun"] / m["crun"], (m["rcrun"] <= m["crun"]) ? "met" : "NOT met" }' "$OUT/rss.txt"
-fi
+for v in rcrun rcrun-ro; do
+    echo " $RUNTIMES " | grep -q " $v " || continue
+    for s in run csd exec; do check $v $s crun 0.8; check $v $s runc 0.5; done
+    check $v run "floor: unshare+chroot" 1.5
+    check $v par50 crun 0.8
+    if [ -s "$OUT/rss.txt" ]; then
+        awk -v v="$v" '{ if ($2 > m[$1]) m[$1] = $2 } END { if ((v in m) && ("crun" in m))
+            printf "%-8s %s/crun = %.2f (target <= 1): %s\n", "rss", v, m[v] / m["crun"], (m[v] <= m["crun"]) ? "met" : "NOT met" }' "$OUT/rss.txt"
+    fi
+done
 [ -z "$FAILED" ] || { echo "failed scenarios:$FAILED" >&2; exit 1; }

@@ -17,6 +17,10 @@
 //! to it rather than to the host's file. Elsewhere (rootless, kernels
 //! without overlayfs or the new mount API) the memfd copy is used.
 //!
+//! A binary that already runs from a read-only mount (installed on a
+//! read-only /usr, or bind-mounted read-only onto itself) is not
+//! re-executed at all: that is the cheapest setup for a node.
+//!
 //! The `rcrun` binary calls it before `create`, `run` and `exec`. A program
 //! that embeds the library must call it at the top of `main`, before it
 //! starts threads; [`crate::Runtime::create`] refuses to start a container
@@ -69,7 +73,7 @@ pub fn ensure_sealed() -> Result<()> {
         return Ok(());
     }
     let exe = open_exe()?;
-    if has_seals(&exe) || on_sealed_overlay(&exe) {
+    if has_seals(&exe) || on_read_only_mount(&exe) {
         SEALED.store(1, Ordering::Relaxed);
         name_after_argv0();
         return Ok(());
@@ -89,19 +93,16 @@ pub fn ensure_sealed() -> Result<()> {
     Err(exec_fd(&memfd))
 }
 
-/// OVERLAYFS_SUPER_MAGIC (statfs(2)).
-const OVERLAYFS_MAGIC: libc::c_long = 0x794c_7630;
-
-/// True when `f` lives on a read-only overlayfs mount, as the binary does
-/// once re-executed by [`overlay_exe`]: nothing can write it through the
-/// path the container could reach.
-fn on_sealed_overlay(f: &OwnedFd) -> bool {
-    // SAFETY: fstatfs and fstatvfs into zeroed structs we own.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+/// True when `f` was reached through a read-only mount: the overlay of
+/// [`overlay_exe`] after the re-exec, or a binary the operator installed
+/// on a read-only mount (a read-only /usr, or `mount --bind -o ro` of the
+/// file onto itself), which then needs no re-exec at all. Whatever opens
+/// `/proc/<pid>/exe` goes through that same mount and gets EROFS.
+fn on_read_only_mount(f: &OwnedFd) -> bool {
+    // SAFETY: fstatvfs into a zeroed struct we own.
     let mut vst: libc::statvfs = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } == 0
-        && unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vst) } == 0;
-    ok && st.f_type as libc::c_long == OVERLAYFS_MAGIC && vst.f_flag & libc::ST_RDONLY != 0
+    let ok = unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vst) } == 0;
+    ok && vst.f_flag & libc::ST_RDONLY != 0
 }
 
 /// An `O_PATH` fd of this binary seen through a detached, read-only
@@ -205,7 +206,7 @@ pub fn is_sealed() -> bool {
         2 => false,
         _ => {
             let sealed = open_exe()
-                .map(|f| has_seals(&f) || on_sealed_overlay(&f))
+                .map(|f| has_seals(&f) || on_read_only_mount(&f))
                 .unwrap_or(false);
             SEALED.store(if sealed { 1 } else { 2 }, Ordering::Relaxed);
             sealed

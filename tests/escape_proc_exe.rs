@@ -70,3 +70,46 @@ fn executing_proc_self_exe_does_not_reach_the_host_binary() {
     );
     assert_eq!(host_binary(), before, "the host's rcrun binary changed");
 }
+
+#[test]
+fn binary_on_a_read_only_mount_runs_without_re_exec_and_stays_unwritable() {
+    // A node that installs rcrun on a read-only mount needs no re-exec:
+    // the waiting init runs from that very path, through a mount that
+    // refuses writes. The read-only bind lives in a private mount
+    // namespace; the init keeps its file (and mount) alive after it.
+    let c = Ct::new("true");
+    c.write_config();
+    let bin = c.path("rcrun");
+    std::fs::copy(RCRUN, &bin).unwrap();
+    let before = std::fs::read(&bin).unwrap();
+    let script = format!(
+        "set -e; mount --bind {b} {b}; mount -o remount,bind,ro {b}; \
+         {b} --root {r} create -b {bundle} {id} >{log} 2>&1 || {{ cat {log} >&2; exit 1; }}",
+        log = c.path("create.log").display(),
+        b = bin.display(),
+        r = c.root().display(),
+        bundle = c.bundle().display(),
+        id = c.id,
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pid = c.state()["pid"].as_i64().unwrap();
+    let link = format!("/proc/{pid}/exe");
+    // No re-exec: neither the overlay (own device and inode numbers) nor
+    // a memfd, but the very file.
+    use std::os::unix::fs::MetadataExt;
+    let (exe, file) = (
+        std::fs::metadata(&link).unwrap(),
+        std::fs::metadata(&bin).unwrap(),
+    );
+    assert_eq!((exe.dev(), exe.ino()), (file.dev(), file.ino()));
+    let vfs = nix::sys::statvfs::statvfs(link.as_str()).unwrap();
+    assert!(vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    let w = std::fs::OpenOptions::new().append(true).open(&link);
+    assert!(w.is_err(), "opened the runtime binary for writing");
+    assert_ok(&c.rcrun(&["delete", "-f", &c.id]));
+    assert_eq!(std::fs::read(&bin).unwrap(), before);
+}
