@@ -317,7 +317,7 @@ impl Runtime {
     /// Changes the resource limits of a container (`runc update`).
     ///
     /// # Errors
-    /// [`Error::InvalidStatus`] for a stopped container; [`CgroupError`]
+    /// [`Error::InvalidStatus`] for a stopped container; [`crate::cgroups::CgroupError`]
     /// naming the field the kernel refused.
     pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let (_e, rec) = self.open_in(

@@ -4,7 +4,7 @@
 //! runtime's namespaces and are started here with [`run`].
 //! `createContainer` and `startContainer` run in the container's
 //! namespaces, so the container's init process starts them itself with
-//! [`HookExec::run`], which is async-signal-safe.
+//! `HookExec::run`, which is async-signal-safe.
 
 use std::ffi::CString;
 use std::io::{Read, Seek, Write};

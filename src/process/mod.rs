@@ -5,10 +5,10 @@
 //! # Spawn design
 //!
 //! rcrun clones the init process directly from the calling process with
-//! every piece of data it needs prepared beforehand ([`plan`]): C strings,
+//! every piece of data it needs prepared beforehand (`plan`): C strings,
 //! argument and environment arrays, resolved mount and device lists,
 //! capability masks. Between `clone(2)` and `execve(2)` the child
-//! ([`child`]) makes only system calls on that data: no allocation, no
+//! (`child`) makes only system calls on that data: no allocation, no
 //! locks, no logging, so it is safe even when the caller is a
 //! multithreaded program (a tokio node agent) whose other threads held the
 //! allocator's lock at the moment of the clone. We chose this over a
