@@ -111,6 +111,27 @@ fn user_namespace_with_mappings() {
 }
 
 #[test]
+fn user_namespace_devices_are_bind_mounts_of_the_hosts() {
+    // mknod is not allowed in a user namespace: the default devices and
+    // linux.devices entries are bind-mounted from the host, and work.
+    let mut c = Ct::new(
+        "for d in null zero full tty urandom; do grep -q \" /dev/$d \" /proc/self/mountinfo && echo bound-$d; done; \
+         echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c; \
+         (echo x > /dev/full) 2>&1 | grep -q 'No space' && echo full-ok; ls -l /dev/full | cut -c1",
+    );
+    c.cfg["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}
+    ]);
+    c.cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.cfg["linux"]["devices"] = json!([{"path": "/dev/full", "type": "c", "major": 1, "minor": 7}]);
+    assert_eq!(
+        c.run_ok(),
+        "bound-null\nbound-zero\nbound-full\nbound-tty\nbound-urandom\nnull-ok\n4\nfull-ok\nc\n"
+    );
+}
+
+#[test]
 fn time_namespace_with_offsets() {
     let mut c = Ct::new("cat /proc/self/timens_offsets; readlink /proc/self/ns/time");
     c.cfg["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "time"}]);
