@@ -324,3 +324,54 @@ fn every_mounted_hierarchy_is_joined() {
         c.cgroup_dirs()
     );
 }
+
+#[test]
+fn a_cgroup_already_in_use_is_refused_and_left_alone() {
+    // config-linux.md: a cgroup that exists already must pass a fitness
+    // check; one with processes in it, or frozen, is an error, and rcrun
+    // does not remove what it did not create.
+    let c = Ct::new("true");
+    let dirs: Vec<std::path::PathBuf> = if cgroup_v2() {
+        vec![std::path::Path::new("/sys/fs/cgroup").join(&c.cgroup)]
+    } else {
+        ["pids", "memory", "cpu", "freezer"]
+            .iter()
+            .map(|h| {
+                std::path::Path::new("/sys/fs/cgroup")
+                    .join(h)
+                    .join(&c.cgroup)
+            })
+            .collect()
+    };
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    }
+    assert_err(&c.create(&[]), "is not empty (1 processes)");
+    let procs = std::fs::read_to_string(dirs[0].join("cgroup.procs")).unwrap();
+    assert_eq!(
+        procs.trim(),
+        sleeper.id().to_string(),
+        "rcrun touched a cgroup in use"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+
+    // Frozen, empty.
+    let (file, frozen, thawed) = if cgroup_v2() {
+        ("cgroup.freeze", "1", "0")
+    } else {
+        ("freezer.state", "FROZEN", "THAWED")
+    };
+    let fz = dirs.last().unwrap();
+    std::fs::write(fz.join(file), frozen).unwrap();
+    assert_err(&c.create(&[]), "is frozen");
+    assert!(fz.exists());
+    std::fs::write(fz.join(file), thawed).unwrap();
+    // Empty and thawed: fit, and used.
+    assert_ok(&c.create(&[]));
+}

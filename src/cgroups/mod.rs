@@ -47,6 +47,15 @@ pub enum CgroupError {
         /// What the kernel said.
         source: std::io::Error,
     },
+    /// The cgroup exists already and is in use (config-linux.md: the
+    /// runtime MUST generate an error when the fitness check fails).
+    #[error("config.json: linux.cgroupsPath: {path} {why}")]
+    InUse {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// "is not empty (N processes)" or "is frozen".
+        why: String,
+    },
     /// Rootless without the right to create cgroups, but limits are set.
     #[error("config.json: linux.resources: rootless containers without a writable cgroup cannot have limits ({0}); remove the limits or delegate a cgroup and set linux.cgroupsPath")]
     Rootless(String),
@@ -250,13 +259,38 @@ impl CgroupSet {
             }
             Ok(())
         })();
-        match res {
+        match res.and_then(|()| set.check_fitness()) {
             Ok(()) => Ok(set),
             Err(e) => {
                 let _ = set.remove();
                 Err(e)
             }
         }
+    }
+
+    /// A cgroup that existed before (a shared `cgroupsPath`) must hold no
+    /// process and must not be frozen. Fresh ones need no look.
+    fn check_fitness(&self) -> Result<(), CgroupError> {
+        for leaf in self.leaves.iter().filter(|l| !self.created.contains(l)) {
+            let procs = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
+            let n = procs.lines().count();
+            if n > 0 {
+                return Err(CgroupError::InUse {
+                    path: leaf.clone(),
+                    why: format!("is not empty ({n} processes)"),
+                });
+            }
+            let frozen = fs::read_to_string(leaf.join("freezer.state"))
+                .is_ok_and(|s| s.trim() != "THAWED")
+                || fs::read_to_string(leaf.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+            if frozen {
+                return Err(CgroupError::InUse {
+                    path: leaf.clone(),
+                    why: "is frozen".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn mkdir_all(&mut self, root: &Path, inner: &Path, cpuset: bool) -> Result<(), CgroupError> {
