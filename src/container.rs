@@ -275,13 +275,13 @@ impl Runtime {
         let mut plan =
             ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)?;
         let min_fd = 3 + opts.preserve_fds;
-        let console = console_fd(
+        let console = attach_console(
+            &mut plan,
             terminal,
             opts.console.as_ref(),
             opts.console_socket.as_deref(),
             min_fd,
         )?;
-        plan.console_fd = console.as_ref().map_or(-1, |c| c.as_raw_fd());
         let spawned = spawn::spawn(
             &mut plan,
             &Callbacks {
@@ -563,13 +563,13 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let console = console_fd(
+        let console = attach_console(
+            &mut plan,
             terminal,
             opts.console.as_ref(),
             opts.console_socket.as_deref(),
             min_fd,
         )?;
-        plan.console_fd = console.as_ref().map_or(-1, |c| c.as_raw_fd());
 
         let mut state = State {
             oci_version: b.spec.version().clone(),
@@ -991,21 +991,25 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
     Ok(())
 }
 
-/// The fd the init sends its pty master to: the caller's connected socket,
-/// or a connection to `--console-socket`; none without a terminal.
-fn console_fd(
+/// Gives `plan` the fd the init sends its pty master to: the caller's
+/// connected socket, or a connection to `--console-socket`; none without
+/// a terminal. The returned fd must outlive the spawn.
+fn attach_console(
+    plan: &mut ChildPlan,
     terminal: bool,
     own: Option<&OwnedFd>,
     socket: Option<&Path>,
     min_fd: i32,
 ) -> Result<Option<OwnedFd>> {
     let fd = match (own, socket) {
-        _ if !terminal => return Ok(None),
-        (Some(fd), _) => fd.try_clone().map_err(|e| Error::io("console", e))?,
-        (None, Some(p)) => crate::console::connect(p)?,
-        _ => return Ok(None),
+        _ if !terminal => None,
+        (Some(fd), _) => Some(fd.try_clone().map_err(|e| Error::io("console", e))?),
+        (None, Some(p)) => Some(crate::console::connect(p)?),
+        _ => None,
     };
-    Ok(Some(raise_fd(fd, min_fd)?))
+    let fd = fd.map(|fd| raise_fd(fd, min_fd)).transpose()?;
+    plan.console_fd = fd.as_ref().map_or(-1, |c| c.as_raw_fd());
+    Ok(fd)
 }
 
 /// Writes the pid to `path` as runc does: to a hidden temporary file in

@@ -226,13 +226,9 @@ impl ChildPlan {
             ));
             sysctl_names.push(k.clone());
         }
-        let join_fds = ns.join_fds();
         Ok(ChildPlan {
-            join_fds,
             time_offsets: namespaces::time_offsets(spec).map(cstr),
-            ns,
             rootfs: Some(rootfs),
-            process,
             runtime_hooks,
             create_container: execs(hooks.and_then(|h| h.create_container().as_ref())),
             start_container: execs(hooks.and_then(|h| h.start_container().as_ref())),
@@ -255,13 +251,36 @@ impl ChildPlan {
                 .as_ref()
                 .map(crate::seccomp::compile)
                 .transpose()?,
+            ..ChildPlan::bare(ns, process)
+        })
+    }
+
+    /// A plan that only runs `process` in the namespaces of `ns`; the
+    /// spawner's fds are filled in later.
+    fn bare(ns: NamespacePlan, process: ProcessPlan) -> ChildPlan {
+        ChildPlan {
+            join_fds: ns.join_fds(),
+            time_offsets: None,
+            ns,
+            rootfs: None,
+            process,
+            runtime_hooks: false,
+            create_container: Vec::new(),
+            start_container: Vec::new(),
+            hostname: None,
+            domainname: None,
+            sysctls: Vec::new(),
+            sysctl_names: Vec::new(),
+            oom_score_adj: None,
+            keyring: None,
+            seccomp: None,
             sync_fd: -1,
             fifo_fd: -1,
             err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),
             state_len: 0,
-        })
+        }
     }
 
     /// The plan of `exec`: join the namespaces of the container's init
@@ -277,27 +296,8 @@ impl ChildPlan {
             .map_err(|e| crate::Error::io(format!("joining the namespaces of pid {pid}"), e))?;
         let process = ProcessPlan::build(p, true, ns.joins_user, preserve_fds)?;
         Ok(ChildPlan {
-            join_fds: ns.join_fds(),
-            time_offsets: None,
-            ns,
-            rootfs: None,
-            process,
-            runtime_hooks: false,
-            create_container: Vec::new(),
-            start_container: Vec::new(),
-            hostname: None,
-            domainname: None,
-            sysctls: Vec::new(),
-            sysctl_names: Vec::new(),
-            oom_score_adj: None,
-            keyring: None,
             seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
-            sync_fd: -1,
-            fifo_fd: -1,
-            err_fd: -1,
-            console_fd: -1,
-            msg_buf: Vec::new(),
-            state_len: 0,
+            ..ChildPlan::bare(ns, process)
         })
     }
 
