@@ -63,6 +63,18 @@ fn send(fd: RawFd, m: Msg) -> Result<(), Errno> {
     }
 }
 
+/// Sends the runtime a message of `kind` with no arguments.
+fn tell(p: &ChildPlan, kind: u32) -> Result<(), Fail> {
+    send(
+        p.sync_fd,
+        Msg {
+            kind,
+            ..Msg::default()
+        },
+    )
+    .at(Stage::Sync, 0)
+}
+
 /// Waits for GO; keeps its payload (the state JSON) in the plan's buffer.
 fn wait_go(p: &mut ChildPlan) -> Result<(), Fail> {
     loop {
@@ -159,14 +171,7 @@ fn reset_signals() {
 fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     reset_signals();
     enter_namespaces(p)?;
-    send(
-        p.sync_fd,
-        Msg {
-            kind: msg::NS_READY,
-            ..Msg::default()
-        },
-    )
-    .at(Stage::Sync, 0)?;
+    tell(p, msg::NS_READY)?;
     wait_go(p)?;
     if p.ns.fork {
         // CLONE_PARENT: the grandchild becomes the runtime's child, so the
@@ -322,14 +327,7 @@ fn build_container(
         sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).at(Stage::OomScoreAdj, 0)?;
     }
     if p.runtime_hooks {
-        send(
-            p.sync_fd,
-            Msg {
-                kind: msg::HOOKS,
-                ..Msg::default()
-            },
-        )
-        .at(Stage::Sync, 0)?;
+        tell(p, msg::HOOKS)?;
         wait_go(p)?;
     }
     for (i, h) in p.create_container.iter().enumerate() {
@@ -360,14 +358,7 @@ fn build_container(
 
 /// Tells the runtime that set-up is complete, then blocks until `start`.
 fn ready_then_wait(p: &ChildPlan) -> Result<(), Fail> {
-    send(
-        p.sync_fd,
-        Msg {
-            kind: msg::READY,
-            ..Msg::default()
-        },
-    )
-    .at(Stage::Sync, 0)?;
+    tell(p, msg::READY)?;
     if p.fifo_fd >= 0 {
         wait_for_start(p.fifo_fd);
     }
