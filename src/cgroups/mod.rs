@@ -10,6 +10,7 @@
 //! it created above the container's.)
 
 pub mod bpf;
+pub mod oom;
 pub mod resources;
 pub mod stats;
 

@@ -357,22 +357,20 @@ impl CgroupSet {
     }
 
     /// The number of OOM kills so far (v1: memory.oom_control's
-    /// oom_kill; v2: memory.events' oom_kill).
+    /// oom_kill; v2: memory.events' oom_kill), 0 where the kernel keeps
+    /// no count.
     pub fn oom_kills(&self) -> u64 {
-        if self.v2 {
-            self.leaves.first().map_or(0, |d| {
-                kv(&d.join("memory.events"))
-                    .get("oom_kill")
-                    .copied()
-                    .unwrap_or(0)
-            })
+        self.oom_kill_count().unwrap_or(0)
+    }
+
+    /// The kernel's OOM kill counter, `None` without a memory cgroup or
+    /// where the kernel keeps no count (v1 before Linux 4.13).
+    pub fn oom_kill_count(&self) -> Option<u64> {
+        let file = if self.v2 {
+            self.leaves.first()?.join("memory.events")
         } else {
-            self.dir_for("memory", "").map_or(0, |d| {
-                kv(&d.join("memory.oom_control"))
-                    .get("oom_kill")
-                    .copied()
-                    .unwrap_or(0)
-            })
-        }
+            self.dir_for("memory", "").ok()?.join("memory.oom_control")
+        };
+        kv(&file).get("oom_kill").copied()
     }
 }

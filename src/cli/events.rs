@@ -1,8 +1,8 @@
-use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
+use rcrun::cgroups::oom::{OomCounter, OomWatch};
 use serde_json::json;
 
 use super::{
@@ -26,69 +26,6 @@ pub struct Events {
     pub id: String,
 }
 
-/// Blocks until the kernel reports an OOM kill in `cg`, sending one
-/// message per kill; returns when the cgroup goes away.
-fn watch_oom(cg: rcrun::cgroups::CgroupSet, tx: mpsc::Sender<()>) {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    if cg.v2 {
-        let Some(leaf) = cg.leaves.first() else {
-            return;
-        };
-        let Ok(ino) = Inotify::init(InitFlags::IN_CLOEXEC) else {
-            return;
-        };
-        if ino
-            .add_watch(&leaf.join("memory.events"), AddWatchFlags::IN_MODIFY)
-            .is_err()
-        {
-            return;
-        }
-        let mut seen = cg.oom_kills();
-        while ino.read_events().is_ok() {
-            let now = cg.oom_kills();
-            for _ in seen..now {
-                if tx.send(()).is_err() {
-                    return;
-                }
-            }
-            seen = now;
-        }
-        return;
-    }
-    // v1: an eventfd registered for memory.oom_control.
-    let Some(i) = cg
-        .controllers
-        .iter()
-        .position(|c| c.iter().any(|c| c == "memory"))
-    else {
-        return;
-    };
-    let dir = &cg.leaves[i];
-    let Ok(efd) = nix::sys::eventfd::EventFd::from_value_and_flags(
-        0,
-        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC,
-    ) else {
-        return;
-    };
-    let Ok(oom) = std::fs::File::open(dir.join("memory.oom_control")) else {
-        return;
-    };
-    if std::fs::write(
-        dir.join("cgroup.event_control"),
-        format!("{} {}", efd.as_raw_fd(), oom.as_raw_fd()),
-    )
-    .is_err()
-    {
-        return;
-    }
-    while efd.read().is_ok() {
-        // The eventfd also fires when the cgroup is removed.
-        if !dir.exists() || tx.send(()).is_err() {
-            return;
-        }
-    }
-}
-
 impl Events {
     pub fn run(self, g: &Global) -> Result<i32> {
         let rt = g.runtime();
@@ -106,21 +43,37 @@ impl Events {
                 self.id
             )));
         }
-        let (tx, rx) = mpsc::channel();
+        // Armed before the first event is printed: a kill after that is
+        // reported. The notification only wakes the loop; the kernel's
+        // counter, read at every wake and tick, says how many kills.
         let cg = rt.cgroup(&self.id)?;
-        std::thread::spawn(move || watch_oom(cg, tx));
+        let mut counter = OomCounter::new(&cg);
+        let (tx, rx) = mpsc::channel();
+        if let Some(watch) = OomWatch::new(&cg) {
+            std::thread::spawn(move || while watch.wait() && tx.send(()).is_ok() {});
+        }
+        let mut watching = true;
         loop {
-            match rx.recv_timeout(self.interval) {
-                Ok(()) => outln!("{}", json!({"type": "oom", "id": self.id})),
-                Err(mpsc::RecvTimeoutError::Timeout)
-                | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    match rt.state(&self.id) {
-                        Ok(s) if s.status != rcrun::Status::Stopped => outln!("{}", stats(&rt)?),
-                        _ => return Ok(0),
+            let woke = if watching {
+                match rx.recv_timeout(self.interval) {
+                    Ok(()) => true,
+                    Err(mpsc::RecvTimeoutError::Timeout) => false,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        watching = false;
+                        false
                     }
-                    if rx.try_recv() == Err(mpsc::TryRecvError::Disconnected) {
-                        std::thread::sleep(self.interval);
-                    }
+                }
+            } else {
+                std::thread::sleep(self.interval);
+                false
+            };
+            for _ in 0..counter.kills(&cg, woke) {
+                outln!("{}", json!({"type": "oom", "id": self.id}));
+            }
+            if !woke {
+                match rt.state(&self.id) {
+                    Ok(s) if s.status != rcrun::Status::Stopped => outln!("{}", stats(&rt)?),
+                    _ => return Ok(0),
                 }
             }
         }
