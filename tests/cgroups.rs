@@ -375,3 +375,34 @@ fn a_cgroup_already_in_use_is_refused_and_left_alone() {
     // Empty and thawed: fit, and used.
     assert_ok(&c.create(&[]));
 }
+
+#[test]
+fn nested_paths_share_a_parent_that_delete_leaves_in_place() {
+    // As runc and crun: delete removes the container's own cgroup; the
+    // parent is shared and stays (the test's Drop removes it).
+    let mut a = Ct::new("sleep 100");
+    let parent = a.cgroup.clone();
+    a.cfg["linux"]["cgroupsPath"] = json!(format!("/{parent}/a"));
+    a.start();
+    let mut b = Ct::new("cat /proc/self/cgroup");
+    b.cfg["linux"]["cgroupsPath"] = json!(format!("/{parent}/b"));
+    let out = b.run_ok();
+    assert!(
+        out.lines().all(|l| l.ends_with(&format!("/{parent}/b"))),
+        "{out}"
+    );
+    let dirs = a.cgroup_dirs();
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(
+            !d.join("b").exists(),
+            "{} left behind",
+            d.join("b").display()
+        );
+        assert!(d.join("a").is_dir(), "{} is gone", d.join("a").display());
+    }
+    assert_ok(&a.rcrun(&["delete", "--force", &a.id]));
+    for d in &dirs {
+        assert!(d.is_dir() && !d.join("a").exists(), "{}", d.display());
+    }
+}

@@ -238,7 +238,7 @@ pub fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, Cgro
 
 impl CgroupSet {
     /// Creates the container's directories in every hierarchy.
-    /// On failure, whatever was created is removed again.
+    /// On failure, the leaves it created are removed again.
     ///
     /// # Errors
     /// [`CgroupError::Io`] naming the directory.
@@ -495,14 +495,16 @@ impl CgroupSet {
         }
     }
 
-    /// Removes the directories rcrun created, deepest first. A directory
-    /// that other containers still use (non-empty parent) is left alone.
+    /// Removes the container's own directories, the leaves rcrun
+    /// created. Parents stay, as with runc and crun: they are shared
+    /// (`/rcrun`, `/kubepods/...`), and removing one while another
+    /// container is between its `mkdir` of the parent and of its leaf
+    /// would fail that container's create.
     ///
     /// # Errors
     /// [`CgroupError::Io`] when a leaf cannot be removed.
     pub fn remove(&self) -> Result<(), CgroupError> {
-        for dir in self.created.iter().rev() {
-            let leaf = self.leaves.contains(dir);
+        for dir in self.created.iter().filter(|d| self.leaves.contains(d)) {
             let mut tries = 0;
             loop {
                 match fs::remove_dir(dir) {
@@ -510,13 +512,12 @@ impl CgroupSet {
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
                     // Exiting tasks can keep a cgroup busy for a moment.
                     // Back off from 0.1 ms to 10 ms (about 1 s in all).
-                    Err(e) if leaf && e.raw_os_error() == Some(libc::EBUSY) && tries < 110 => {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 110 => {
                         tries += 1;
                         let us = (100u64 << tries.min(7)).min(10_000);
                         std::thread::sleep(std::time::Duration::from_micros(us));
                     }
-                    Err(e) if leaf => return Err(io(dir)(e)),
-                    Err(_) => break,
+                    Err(e) => return Err(io(dir)(e)),
                 }
             }
         }
