@@ -24,7 +24,9 @@
 # busybox root, the spec's default mounts and devices rule, args
 # /bin/true, no terminal), an absolute cgroupsPath per container under
 # /rcrunbench/, cgroupfs cgroups on every controller of the host, and
-# its own --root state directory. All of it runs inside one private mount
+# its own --root state directory on a tmpfs (as /run is on a node; this
+# machine's /tmp is a journal-less ext4, where every new inode costs a
+# scan for recently deleted ones). All of it runs inside one private mount
 # namespace (`unshare -m --propagation private`): on a cgroup v1 hybrid
 # host, crun refuses to work while /sys/fs/cgroup/unified/cgroup.controllers
 # lists a controller, so an empty file is bind-mounted over it there, in
@@ -108,6 +110,7 @@ RSS_RUNS=${RSS_RUNS:-10}
 SCENARIOS=${SCENARIOS:-run csd exec par50 rss}
 OUT=${OUT:-$W/out}
 mkdir -p "$OUT" "$W/b" "$W/n" "$W/state"
+mount -t tmpfs -o mode=0711 rcrunbench-state "$W/state"
 
 say() { echo "== $*" >&2; }
 
@@ -314,6 +317,7 @@ rcrun benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 machine: $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)), $(free -m | awk '/^Mem:/ {print $2}') MiB, kernel $(uname -r)
 runtimes: $(for r in $RUNTIMES; do n=$(rt_name "$r"); p=$(rt_path "$r"); printf '%s (%s) ' "$n" "$($p --version 2>/dev/null | head -n 1 | sed 's/^[^0-9]*//')"; done)
 given: $(for r in $RUNTIMES; do n=$(rt_name "$r"); printf '[%s: %s] ' "$n" "$(rt_cmd "$n" "$(rt_path "$r")" | sed "s|$W|\$W|g; s|^[^ ]*/||")"; done)
+state: --root on a tmpfs (each runtime its own directory)
 config: namespaces $(jq -r '[.linux.namespaces[].type] | join(",")' "$W/template.json"); root read-only=$(jq .root.readonly "$W/template.json"); $(jq '.mounts | length' "$W/template.json") mounts; resources $(jq -c '.linux.resources // {}' "$W/template.json"); cgroupsPath /rcrunbench/<id>; args /bin/true
 ${HYBRID:+$HYBRID
 }cgroup migration lock: $(if [ -n "$WARMER" ]; then echo "kept hot by a helper (WARM=1): no runtime waits for an RCU grace period when it writes cgroup.procs"; else echo "not kept hot (WARM=0): a run may wait for an RCU grace period in its first cgroup.procs write"; fi)

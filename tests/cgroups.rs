@@ -406,3 +406,50 @@ fn nested_paths_share_a_parent_that_delete_leaves_in_place() {
         assert!(d.is_dir() && !d.join("a").exists(), "{}", d.display());
     }
 }
+
+#[test]
+fn new_processes_join_at_birth_through_tasks_or_clone_into_cgroup() {
+    // Writing a pid to cgroup.procs takes a host-wide lock that waits for
+    // an RCU grace period; rcrun's inits join as themselves through v1
+    // `tasks` (no global lock) and cgroup2 through CLONE_INTO_CGROUP.
+    use rcrun::cgroups::{inner_path, CgroupSet, Hierarchy};
+    let c = Ct::new("true");
+    let h = Hierarchy::detect().unwrap();
+    let path = std::path::PathBuf::from(format!("/{}", c.cgroup));
+    let set = CgroupSet::create(&h, &inner_path(Some(&path), "x").unwrap()).unwrap();
+    let j = set.open_join().unwrap();
+    let files: Vec<String> = j
+        .tasks
+        .iter()
+        .map(|(_, p)| p.display().to_string())
+        .collect();
+    if cgroup_v2() {
+        assert!(files.is_empty(), "{files:?}");
+    } else {
+        // One `tasks` file per v1 hierarchy; the hybrid cgroup2 mount
+        // (if any) is the CLONE_INTO_CGROUP directory.
+        assert_eq!(files.len() + j.unified.iter().count(), set.leaves.len());
+        assert!(files.iter().all(|f| f.ends_with("/tasks")), "{files:?}");
+    }
+    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists();
+    assert_eq!(j.unified.is_some(), cgroup_v2() || hybrid);
+    drop(j);
+    set.remove().unwrap();
+
+    if !cgroup_v2() {
+        // The init's own join failing is reported with the file: a v1
+        // cpuset cgroup without CPUs (made by someone else) refuses tasks.
+        let mut c = Ct::new("true");
+        let leaf = format!("/sys/fs/cgroup/cpuset/{}", c.cgroup);
+        std::fs::create_dir(&leaf).unwrap();
+        c.cfg["linux"]["cgroupsPath"] = json!(format!("/{}", c.cgroup));
+        let o = c.run();
+        assert_err(&o, &format!("cgroup: joining through {leaf}/tasks"));
+        assert!(
+            stderr(&o).contains("no space left on device"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!c.root().join(&c.id).exists());
+    }
+}

@@ -328,15 +328,66 @@ impl CgroupSet {
 
     /// Moves process `pid` into every leaf.
     ///
+    /// Writing a pid to `cgroup.procs` takes the kernel's host-wide
+    /// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU
+    /// grace period (5 to 30 ms) unless another migration happened just
+    /// before. New processes therefore join through [`Self::open_join`]
+    /// instead; this is the fallback.
+    ///
     /// # Errors
     /// [`CgroupError::Io`] naming the `cgroup.procs` file.
     pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
+        self.join_leaves(&self.leaves, pid)
+    }
+
+    /// [`Self::join`] for some of the leaves.
+    ///
+    /// # Errors
+    /// [`CgroupError::Io`] naming the `cgroup.procs` file.
+    pub fn join_leaves(&self, leaves: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
         let s = pid.to_string();
-        for l in &self.leaves {
+        for l in leaves {
             let p = l.join("cgroup.procs");
             fs::write(&p, &s).map_err(io(&p))?;
         }
         Ok(())
+    }
+
+    /// Opens what a process about to be cloned needs to join the cgroup
+    /// at birth, without the host-wide migration lock of [`Self::join`]:
+    ///
+    /// - a v1 hierarchy's `tasks` file, to which the new process writes
+    ///   `0` (itself) first thing: moving the calling thread alone takes
+    ///   no global lock, and a freshly cloned process has one thread;
+    /// - the cgroup2 leaf (pure v2, or the unified mount of a hybrid
+    ///   host) as a directory fd for `clone3(CLONE_INTO_CGROUP)`.
+    ///
+    /// The fds are close-on-exec.
+    ///
+    /// # Errors
+    /// [`CgroupError::Io`] naming the file that cannot be opened.
+    pub fn open_join(&self) -> Result<Join, CgroupError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut j = Join::default();
+        for leaf in &self.leaves {
+            let dir = fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(leaf)
+                .map_err(io(leaf))?;
+            if is_cgroup2(&dir) {
+                j.unified = Some((dir.into(), leaf.clone()));
+                continue;
+            }
+            let t = leaf.join("tasks");
+            let f = fs::File::options()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&t)
+                .map_err(io(&t))?;
+            j.tasks.push((f.into(), t));
+        }
+        Ok(j)
     }
 
     /// The leaf holding the files of `controller` (v1), or the v2 leaf
@@ -523,6 +574,25 @@ impl CgroupSet {
         }
         Ok(())
     }
+}
+
+/// How a new process joins a container's cgroup at birth
+/// ([`CgroupSet::open_join`]).
+#[derive(Debug, Default)]
+pub struct Join {
+    /// The `tasks` file of each v1 hierarchy, open for writing, and its path.
+    pub tasks: Vec<(std::os::fd::OwnedFd, PathBuf)>,
+    /// The cgroup2 leaf directory, for `clone3(CLONE_INTO_CGROUP)`.
+    pub unified: Option<(std::os::fd::OwnedFd, PathBuf)>,
+}
+
+fn is_cgroup2(dir: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
+    // SAFETY: fstatfs into a zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::fstatfs(dir.as_raw_fd(), &mut st) } == 0;
+    ok && st.f_type as libc::c_long == CGROUP2_SUPER_MAGIC
 }
 
 /// Enables in `dir`'s subtree_control every controller `dir` has.

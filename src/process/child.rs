@@ -169,6 +169,12 @@ fn reset_signals() {
 }
 
 fn init(p: &mut ChildPlan) -> Result<(), Fail> {
+    // Join the container's v1 cgroups first, before this process uses
+    // any resource: as the calling thread, which takes no host-wide lock.
+    for (i, &fd) in p.cgroup_tasks.iter().enumerate() {
+        sys::write_all(fd, b"0").at(Stage::CgroupJoin, i as u32)?;
+        sys::close(fd);
+    }
     reset_signals();
     enter_namespaces(p)?;
     tell(p, msg::NS_READY)?;

@@ -57,7 +57,7 @@ macro_rules! stages {
 }
 
 stages! {
-    Sync, Setns, Unshare, Fork, TimeOffsets, RootPropagation, RootBind, MountTarget, Mount,
+    Sync, CgroupJoin, Setns, Unshare, Fork, TimeOffsets, RootPropagation, RootBind, MountTarget, Mount,
     Remount, Device, DevSymlink, CreateContainerHook, PivotRoot, Chroot, ReadonlyPath,
     MaskedPath, ReadonlyRoot, Hostname, Domainname, Sysctl, OomScoreAdj, Keyring, Rlimit,
     Console, Cwd, Bounding, Groups, Setgid, Setuid, Capabilities, Ambient, NoNewPrivs,

@@ -75,6 +75,11 @@ pub(crate) struct ChildPlan {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// Filled in by the spawner.
     pub sync_fd: RawFd,
+    /// The `tasks` files of the container's v1 cgroups: the init writes
+    /// `0` to each before anything else (see `CgroupSet::open_join`).
+    pub cgroup_tasks: Vec<RawFd>,
+    /// Their paths, for error messages.
+    pub cgroup_task_paths: Vec<String>,
     pub fifo_fd: RawFd,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
@@ -275,6 +280,8 @@ impl ChildPlan {
             keyring: None,
             seccomp: None,
             sync_fd: -1,
+            cgroup_tasks: Vec::new(),
+            cgroup_task_paths: Vec::new(),
             fifo_fd: -1,
             err_fd: -1,
             console_fd: -1,

@@ -126,7 +126,30 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
     // Room for the two state documents with any pid.
     plan.msg_buf = vec![0u8; 4 + state_payload(cb, i32::MAX).len() + 64];
 
-    let pid = match sys::fork(plan.ns.clone_flags) {
+    // Join the cgroup at birth (CgroupSet::open_join): v1 through the
+    // init's own write to `tasks`, cgroup2 through CLONE_INTO_CGROUP.
+    let join = cb.cgroups.open_join()?;
+    let mut task_fds = Vec::with_capacity(join.tasks.len());
+    plan.cgroup_task_paths.clear();
+    for (fd, path) in join.tasks {
+        task_fds.push(raise_fd(fd, min)?);
+        plan.cgroup_task_paths.push(path.display().to_string());
+    }
+    plan.cgroup_tasks = task_fds.iter().map(|f| f.as_raw_fd()).collect();
+    let mut late_join = Vec::new();
+    let forked = match &join.unified {
+        Some((dir, path)) => match sys::fork_into(plan.ns.clone_flags, dir.as_raw_fd()) {
+            // Old kernel, or a cgroup CLONE_INTO_CGROUP refuses: the
+            // runtime moves the init there after the clone.
+            Err(_) => {
+                late_join.push(path.clone());
+                sys::fork(plan.ns.clone_flags)
+            }
+            r => r,
+        },
+        None => sys::fork(plan.ns.clone_flags),
+    };
+    let pid = match forked {
         Ok(0) => {
             // SAFETY (of what follows): the child only runs child::run,
             // which is async-signal-safe; it closes our end first.
@@ -136,9 +159,13 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
         Ok(pid) => pid,
         Err(e) => return Err(InitError::Spawn(io_err(e)).into()),
     };
-    drop(theirs);
+    drop((theirs, task_fds, join.unified));
     let mut init_pid = pid;
-    let res = drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid);
+    let res = cb
+        .cgroups
+        .join_leaves(&late_join, pid)
+        .map_err(Error::from)
+        .and_then(|()| drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid));
     match res {
         Ok(()) => Ok(Spawned {
             pid: init_pid,
@@ -162,7 +189,6 @@ fn drive(
     pid: i32,
     init_pid: &mut i32,
 ) -> Result<(), Error> {
-    cb.cgroups.join(pid)?;
     loop {
         let Some((m, passed)) = recv_with_fd(fd)? else {
             let st = sys::waitpid(pid).unwrap_or(0);
@@ -286,6 +312,13 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         )
     };
     let what = match stage {
+        Stage::CgroupJoin => format!(
+            "cgroup: joining through {}",
+            plan.cgroup_task_paths
+                .get(i)
+                .map(String::as_str)
+                .unwrap_or_default()
+        ),
         Stage::Setns => format!("linux.namespaces: joining namespace #{i}"),
         Stage::Unshare => "linux.namespaces: unshare".into(),
         Stage::MountTarget => mount("cannot resolve or create the destination inside the rootfs"),
