@@ -150,12 +150,19 @@ fn alive(rec: &Record) -> bool {
         && matches!(proc_start_time(rec.state.pid), Some((t, s)) if t == rec.init_start_time && s != 'Z' && s != 'X')
 }
 
+/// The name of the user owning `path` (the state directory), as runc's
+/// `list` and `state` show it. Read from /etc/passwd, not through NSS,
+/// which a static binary cannot load; the uid when there is no entry.
 fn owner_of(path: &Path) -> String {
     let uid = fs::metadata(path).map(|m| m.uid()).unwrap_or(0);
-    nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+        })
         .unwrap_or_else(|| uid.to_string())
 }
 
@@ -393,6 +400,9 @@ impl Runtime {
 
     fn current(&self, id: &str, mut rec: Record) -> State {
         rec.state.status = self.status_of(id, &rec);
+        if rec.state.owner.is_empty() {
+            rec.state.owner = owner_of(&self.store.root().join(id));
+        }
         if rec.state.status == Status::Stopped {
             rec.state.pid = 0;
         }
@@ -579,7 +589,8 @@ impl Runtime {
             bundle: b.path.clone(),
             rootfs: b.rootfs.clone(),
             created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-            owner: owner_of(entry.dir()),
+            // Filled in when the state is shown (owner_of).
+            owner: String::new(),
             annotations: b.spec.annotations().clone().unwrap_or_default(),
         };
         let mut rec = Record {
