@@ -436,6 +436,41 @@ impl Runtime {
     /// # Errors
     /// [`Error`] naming the id, file or config field at fault.
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
+        Ok(self.create_with(id, bundle, opts, false)?.0)
+    }
+
+    /// Creates and starts container `id` in one go (runc's `run`, the
+    /// foreground part aside): as [`Runtime::create`] then
+    /// [`Runtime::start`], but the init is released over its sync socket
+    /// rather than through the exec fifo, and reports a failed exec there.
+    /// On failure the container is deleted, poststop hooks included.
+    ///
+    /// # Errors
+    /// As [`Runtime::create`] and [`Runtime::start`].
+    pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
+        let (c, pending) = self.create_with(id, bundle, opts, true)?;
+        let res = match pending {
+            Some(p) => p.release(),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            let rec = self.store.open(id)?.read()?;
+            self.started(id, &rec)
+        });
+        if let Err(e) = res {
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        Ok(c)
+    }
+
+    fn create_with(
+        &self,
+        id: &str,
+        bundle: &Path,
+        opts: CreateOptions,
+        at_once: bool,
+    ) -> Result<(Container, Option<Pending>)> {
         crate::store::validate_id(id)?;
         if !opts.allow_unsealed && !crate::seal::is_sealed() {
             return Err(Error::Unsupported(
@@ -465,7 +500,7 @@ impl Runtime {
         }
         let entry = self.store.create(id)?;
         let mut cg = CgroupSet::default();
-        match self.create_in(&entry, &b, &opts, &mut cg) {
+        match self.create_in(&entry, &b, &opts, &mut cg, at_once) {
             Ok(c) => Ok(c),
             Err(e) => {
                 let _ = cg.remove();
@@ -508,7 +543,8 @@ impl Runtime {
         b: &Bundle,
         opts: &CreateOptions,
         cg: &mut CgroupSet,
-    ) -> Result<Container> {
+        at_once: bool,
+    ) -> Result<(Container, Option<Pending>)> {
         let id = entry.id();
         let linux = b.spec.linux().as_ref().expect("validated");
         let hier = Hierarchy::detect()?;
@@ -543,30 +579,19 @@ impl Runtime {
         )?;
         let min_fd = 3 + opts.preserve_fds;
 
-        let fifo = entry.fifo_path();
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| Error::io(fifo.display().to_string(), e))?;
-        let ff = fs::File::options()
-            .read(true)
-            .custom_flags_nonblock()
-            .open(&fifo)
-            .map_err(|e| Error::io(fifo.display().to_string(), e))?;
-        let fifo_fd = raise_fd(OwnedFd::from(ff), min_fd)?;
-        plan.fifo_fd = fifo_fd.as_raw_fd();
-        // Where the init reports a failure after `start` (a startContainer
-        // hook or the exec itself), for `start` to read.
-        let errp = entry.dir().join("init.err");
-        let ef = fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&errp)
-            .map_err(|e| Error::io(errp.display().to_string(), e))?;
-        let err_fd = raise_fd(OwnedFd::from(ef), min_fd)?;
-        plan.err_fd = err_fd.as_raw_fd();
+        // `start` releases the init through the exec fifo and learns of a
+        // later failure (startContainer hook, exec) from init.err; `run`
+        // needs neither: it keeps the sync socket (release_at_once).
+        let (fifo_fd, err_fd) = if at_once {
+            plan.go_after_ready = true;
+            (None, None)
+        } else {
+            let fifo_fd = open_exec_fifo(entry, min_fd)?;
+            let err_fd = open_init_err(entry, min_fd)?;
+            plan.fifo_fd = fifo_fd.as_raw_fd();
+            plan.err_fd = err_fd.as_raw_fd();
+            (Some(fifo_fd), Some(err_fd))
+        };
         let terminal = b
             .spec
             .process()
@@ -638,8 +663,7 @@ impl Runtime {
                 runtime_hooks: &runtime_hooks,
             },
         )?;
-        drop((fifo_fd, err_fd, spawned.sync));
-        drop(console);
+        drop((fifo_fd, err_fd, console));
         let pid = spawned.pid;
         log::debug!(
             "container {id}: init {pid} is waiting for start (cgroup {:?})",
@@ -664,11 +688,12 @@ impl Runtime {
                 return Err(e);
             }
         }
-        Ok(Container {
+        let c = Container {
             id: id.to_string(),
             pid,
             terminal,
-        })
+        };
+        Ok((c, at_once.then_some(Pending { plan, spawned })))
     }
 
     /// Starts the user process of a created container and returns once it
@@ -713,6 +738,11 @@ impl Runtime {
             // The init died before running the program: it is stopped.
             return Err(e.into());
         }
+        self.started(id, &rec)
+    }
+
+    /// After the init was released and has exec'd: the poststart hooks.
+    fn started(&self, id: &str, rec: &Record) -> Result<()> {
         if rec.no_process {
             // The init was released and exits: nothing is left to run.
             return Err(SpecError::Invalid {
@@ -728,7 +758,7 @@ impl Runtime {
         // runtime.md: a failing poststart hook is an error and stops the container.
         let poststart = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref());
         if let Err(e) = hooks::run_all("poststart", poststart, &json) {
-            let _ = kill_and_wait(&rec);
+            let _ = kill_and_wait(rec);
             return Err(e.into());
         }
         Ok(())
@@ -854,6 +884,57 @@ fn init_failure(path: &Path) -> Option<InitError> {
             c => std::io::Error::from_raw_os_error(c).to_string(),
         },
     })
+}
+
+/// A container created by `run`: its init waits for the go on the sync
+/// socket, which also reports a failed exec.
+struct Pending {
+    plan: ChildPlan,
+    spawned: spawn::Spawned,
+}
+
+impl Pending {
+    /// Lets the init run the startContainer hooks and exec the program;
+    /// returns once it has exec'd (the socket closes) or failed.
+    fn release(self) -> Result<()> {
+        spawn::send_go(self.spawned.sync.as_raw_fd(), &[])?;
+        let r = spawn::confirm_exec(&self.plan, &self.spawned);
+        if r.is_err() {
+            // It died before the exec: reap it.
+            let _ = sys::waitpid(self.spawned.pid);
+        }
+        r
+    }
+}
+
+/// The exec fifo the init blocks on until `start` (opened non-blocking
+/// for reading before any writer exists; the init polls it).
+fn open_exec_fifo(entry: &Entry, min_fd: i32) -> Result<OwnedFd> {
+    let fifo = entry.fifo_path();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::io(fifo.display().to_string(), e))?;
+    let ff = fs::File::options()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .map_err(|e| Error::io(fifo.display().to_string(), e))?;
+    raise_fd(OwnedFd::from(ff), min_fd)
+}
+
+/// Where the init reports a failure after `start` (a startContainer hook
+/// or the exec itself), for `start` to read.
+fn open_init_err(entry: &Entry, min_fd: i32) -> Result<OwnedFd> {
+    let errp = entry.dir().join("init.err");
+    let ef = fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&errp)
+        .map_err(|e| Error::io(errp.display().to_string(), e))?;
+    raise_fd(OwnedFd::from(ef), min_fd)
 }
 
 /// Releases the init waiting on the exec fifo and returns once it has

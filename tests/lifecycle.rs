@@ -281,3 +281,45 @@ fn exec_failure_is_reported_by_start() {
     );
     c.wait_status("stopped");
 }
+
+#[test]
+fn run_releases_the_init_over_its_socket_and_reports_a_failed_exec() {
+    // create makes the exec fifo that start writes to; run needs none (the
+    // init waits on its sync socket). A createRuntime hook lists the
+    // state directory in both.
+    let mut c = Ct::new("true");
+    let ls = c.path("ls");
+    let dir = c.root().join(&c.id);
+    c.cfg["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/sh",
+        "args": ["sh", "-c", format!("ls {} > {}", dir.display(), ls.display())]}]});
+    assert_ok(&c.create(&[]));
+    assert!(std::fs::read_to_string(&ls).unwrap().contains("exec.fifo"));
+    assert_ok(&c.rcrun(&["delete", "--force", &c.id]));
+    let out = c.run_ok();
+    assert_eq!(out, "");
+    let listed = std::fs::read_to_string(&ls).unwrap();
+    assert!(
+        listed.contains("state.json") && !listed.contains("exec.fifo"),
+        "{listed}"
+    );
+
+    // A failed exec is run's error; the container is deleted, with its
+    // poststop hooks (as runc destroys it).
+    let bad = c.path("bad");
+    std::fs::write(&bad, b"\x7fELF garbage").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    c.cfg["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/bad", "type": "bind", "source": bad, "options": ["bind"]}));
+    c.cfg["process"]["args"] = serde_json::json!(["/bad"]);
+    let post = c.path("poststop");
+    c.cfg["hooks"] = serde_json::json!({"poststop": [{"path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}", post.display())]}]});
+    assert_err(
+        &c.run(),
+        "process.args[0]: exec: \"/bad\": exec format error",
+    );
+    assert!(!dir.exists(), "state left behind");
+    assert!(c.cgroup_dirs().is_empty(), "{:?}", c.cgroup_dirs());
+    assert!(std::fs::read_to_string(&post)
+        .unwrap()
+        .contains("\"stopped\""));
+}

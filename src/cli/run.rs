@@ -110,11 +110,7 @@ impl Run {
             // init resets its mask.
             sigs.thread_block()?;
         }
-        let c = rt.create(&id, &self.flags.bundle, opts)?;
-        if let Err(e) = rt.start(&id) {
-            let _ = rt.delete(&id, true);
-            return Err(e.into());
-        }
+        let c = rt.run(&id, &self.flags.bundle, opts)?;
         if self.detach {
             return Ok(0);
         }

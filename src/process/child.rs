@@ -362,11 +362,14 @@ fn build_container(
     Ok(())
 }
 
-/// Tells the runtime that set-up is complete, then blocks until `start`.
-fn ready_then_wait(p: &ChildPlan) -> Result<(), Fail> {
+/// Tells the runtime that set-up is complete, then blocks until `start`
+/// (the exec fifo) or, for `run`, the runtime's go on the sync socket.
+fn ready_then_wait(p: &mut ChildPlan) -> Result<(), Fail> {
     tell(p, msg::READY)?;
     if p.fifo_fd >= 0 {
         wait_for_start(p.fifo_fd);
+    } else if p.go_after_ready {
+        wait_go(p)?;
     }
     Ok(())
 }

@@ -81,6 +81,8 @@ pub(crate) struct ChildPlan {
     /// Their paths, for error messages.
     pub cgroup_task_paths: Vec<String>,
     pub fifo_fd: RawFd,
+    /// Without a fifo (`run`): wait for the runtime's go after READY.
+    pub go_after_ready: bool,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
     pub console_fd: RawFd,
@@ -283,6 +285,7 @@ impl ChildPlan {
             cgroup_tasks: Vec::new(),
             cgroup_task_paths: Vec::new(),
             fifo_fd: -1,
+            go_after_ready: false,
             err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),

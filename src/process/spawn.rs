@@ -48,7 +48,7 @@ pub(crate) fn raise_fd(fd: OwnedFd, min: RawFd) -> Result<OwnedFd, Error> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-fn send_go(fd: RawFd, payload: &[u8]) -> Result<(), Error> {
+pub(crate) fn send_go(fd: RawFd, payload: &[u8]) -> Result<(), Error> {
     let mut m = Vec::with_capacity(4 + payload.len());
     m.extend_from_slice(&msg::GO.to_ne_bytes());
     m.extend_from_slice(payload);
