@@ -143,6 +143,11 @@ pub(crate) fn run(p: &mut ChildPlan) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+fn set_dumpable(on: bool) {
+    // SAFETY: plain prctl with integer arguments; it cannot fail for 0/1.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
+}
+
 /// Signal dispositions and the mask are inherited through clone and
 /// exec; the user process must start with the defaults, whatever the
 /// caller had. SIGPIPE stays ignored until exec so that a hook that does
@@ -175,10 +180,21 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         sys::write_all(fd, b"0").at(Stage::CgroupJoin, i as u32)?;
         sys::close(fd);
     }
+    // Non-dumpable until the exec (which resets it for the user's
+    // program): no container process can ptrace this one, or open its
+    // /proc/<pid>/fd and exe, while it holds host fds (CVE-2016-9962).
+    set_dumpable(false);
     reset_signals();
     enter_namespaces(p)?;
+    // The runtime writes our uid_map/gid_map now; /proc/<pid> of a
+    // non-dumpable process belongs to root, which a rootless runtime is
+    // not (runc opens the same window).
+    if p.ns.new_user {
+        set_dumpable(true);
+    }
     tell(p, msg::NS_READY)?;
     wait_go(p)?;
+    set_dumpable(false);
     if p.ns.fork {
         // CLONE_PARENT: the grandchild becomes the runtime's child, so the
         // runtime can wait for it as for the fast path's init.
