@@ -478,12 +478,7 @@ impl Runtime {
             ));
         }
         let b = Bundle::load(bundle)?;
-        let terminal = b
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
+        let terminal = b.terminal();
         if terminal && opts.console_socket.is_none() && opts.console.is_none() {
             return Err(SpecError::Invalid {
                 field: "process.terminal".into(),
@@ -592,12 +587,7 @@ impl Runtime {
             plan.err_fd = err_fd.as_raw_fd();
             (Some(fifo_fd), Some(err_fd))
         };
-        let terminal = b
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
+        let terminal = b.terminal();
         let console = attach_console(
             &mut plan,
             terminal,

@@ -147,9 +147,10 @@ fn overlay_exe() -> Result<OwnedFd> {
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const ATTR: libc::c_uint = 0x1 | 0x2 | 0x4; // MOUNT_ATTR_RDONLY | NOSUID | NODEV
-                                                // SAFETY (the syscalls below): NUL-terminated strings that outlive
-                                                // each call; every returned fd is owned at once.
+    // MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+    const ATTR: libc::c_uint = 0x1 | 0x2 | 0x4;
+    // SAFETY (the syscalls below): NUL-terminated strings that outlive
+    // each call; every returned fd is owned at once.
     let ctx =
         owned(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })?;
     let set = |k: &std::ffi::CStr, v: &std::ffi::CStr| {
@@ -171,8 +172,9 @@ fn overlay_exe() -> Result<OwnedFd> {
         }
     };
     set(c"lowerdir", &lower)?;
-    let _ = set(c"xino", c"off"); // quiet dmesg; older kernels lack it
-                                  // SAFETY: as above.
+    // Quiet dmesg; older kernels lack the option.
+    let _ = set(c"xino", c"off");
+    // SAFETY: as above.
     if unsafe {
         libc::syscall(
             libc::SYS_fsconfig,

@@ -61,6 +61,16 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// Whether the container's process wants a terminal
+    /// (`process.terminal`).
+    pub fn terminal(&self) -> bool {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+
     /// Loads and validates `<dir>/config.json`.
     ///
     /// # Errors
