@@ -7,9 +7,10 @@
 //! 3. [`cgroups`] creates the container's cgroup;
 //! 4. `process::plan` prepares everything the init needs: [`namespaces`],
 //!    [`rootfs`] mounts and devices, user, capabilities, rlimits, [`hooks`];
-//! 5. `process::spawn` clones the init, which sets itself up and waits
-//!    on the exec fifo;
+//! 5. `process::spawn` clones the init, born in the cgroup, which sets
+//!    itself up and waits on the exec fifo;
 //! 6. [`Runtime::start`] releases it: it execs the user's program.
+//!    ([`Runtime::run`] does 1 to 6 in one call, without the fifo.)
 //!
 //! The [`Runtime`] type is the library's entry point; the `rcrun` binary
 //! is a thin command line over it.

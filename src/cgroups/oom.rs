@@ -7,7 +7,7 @@
 //! count of kills is `oom_kill` in `memory.oom_control` (v1, Linux 4.13+)
 //! or `memory.events` (v2). [`OomWatch`] arms the notification when it is
 //! created, so that no kill after [`OomWatch::new`] returns is missed, and
-//! [`OomWatch::kills`] turns wake-ups into a number of kills.
+//! [`OomCounter::kills`] turns wake-ups into a number of kills.
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
