@@ -724,7 +724,14 @@ impl Runtime {
         wait_for_exec(&f)
             .map_err(|e| Error::io(format!("{}: releasing the init", fifo.display()), e))?;
         drop(f);
-        if let Some(e) = init_failure(&entry.dir().join("init.err")) {
+        let arg0 = rec
+            .process
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .and_then(|a| a.first())
+            .map(String::as_str)
+            .unwrap_or_default();
+        if let Some(e) = init_failure(&entry.dir().join("init.err"), arg0) {
             // The init died before running the program: it is stopped.
             return Err(e.into());
         }
@@ -854,7 +861,9 @@ impl Runtime {
 }
 
 /// The failure the init reported after `start`, if any.
-fn init_failure(path: &Path) -> Option<InitError> {
+/// A failure the init reported after `start` released it; an exec
+/// failure in runc's words, as `run` and `exec` report it.
+fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
     let data = fs::read(path).ok()?;
     if data.len() < std::mem::size_of::<Msg>() {
         return None;
@@ -866,12 +875,13 @@ fn init_failure(path: &Path) -> Option<InitError> {
         stage,
         what: match stage {
             Stage::StartContainerHook => format!("hooks.startContainer[{}]", m.b),
-            _ => "exec of process.args[0]".into(),
+            _ => "process.args[0]".into(),
         },
-        reason: match m.c {
-            i32::MIN => "timed out".into(),
-            c if c <= 0 => format!("exit status {}", -c),
-            c => std::io::Error::from_raw_os_error(c).to_string(),
+        reason: match (stage, m.c) {
+            (_, i32::MIN) => "timed out".into(),
+            (Stage::StartContainerHook, c) if c <= 0 => format!("exit status {}", -c),
+            (Stage::StartContainerHook, c) => std::io::Error::from_raw_os_error(c).to_string(),
+            (_, c) => format!("exec: {arg0:?}: {}", spawn::errstr(c)),
         },
     })
 }

@@ -277,7 +277,7 @@ fn exec_failure_is_reported_by_start() {
     assert_ok(&c.create(&[]));
     assert_err(
         &c.rcrun(&["start", &c.id]),
-        "exec of process.args[0]: Exec format error",
+        "process.args[0]: exec: \"/bad\": exec format error",
     );
     c.wait_status("stopped");
 }

@@ -285,7 +285,7 @@ pub(crate) fn confirm_exec(plan: &ChildPlan, s: &Spawned) -> Result<(), Error> {
 /// The kernel's reason in Go's words ("permission denied"), as runc
 /// prints it: engines match these texts to pick exit codes (docker's 126
 /// and 127, podman's 126 and 127).
-fn errstr(e: i32) -> String {
+pub(crate) fn errstr(e: i32) -> String {
     nix::errno::Errno::from_raw(e).desc().to_lowercase()
 }
 
