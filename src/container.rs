@@ -18,6 +18,7 @@ use crate::process::child::Msg;
 use crate::process::plan::{ChildPlan, PlanOptions};
 use crate::process::spawn::{self, raise_fd, Callbacks};
 use crate::process::{sys, InitError, Stage};
+use crate::rootfs::plan::Host;
 use crate::spec::{Bundle, SpecError};
 use crate::state::{Record, State, Status};
 use crate::store::{Entry, Store, StoreError};
@@ -542,7 +543,10 @@ impl Runtime {
     ) -> Result<(Container, Option<Pending>)> {
         let id = entry.id();
         let linux = b.spec.linux().as_ref().expect("validated");
-        let hier = Hierarchy::detect()?;
+        // One read of the mount table: the cgroup layout and the
+        // rootfs's parent mount both come from it.
+        let mountinfo = cgroups::read_mountinfo()?;
+        let hier = Hierarchy::from_mountinfo(&mountinfo);
         let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
         *cg = match CgroupSet::create(&hier, &inner) {
             Ok(set) => set,
@@ -570,7 +574,11 @@ impl Runtime {
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
             },
-            (&hier, cg),
+            &Host {
+                hierarchy: &hier,
+                cgroup: cg,
+                mountinfo: &mountinfo,
+            },
         )?;
         let min_fd = 3 + opts.preserve_fds;
 

@@ -132,12 +132,12 @@ impl Hierarchy {
     /// # Errors
     /// [`CgroupError::Io`] when mountinfo cannot be read.
     pub fn detect() -> Result<Hierarchy, CgroupError> {
-        let p = Path::new("/proc/self/mountinfo");
-        let text = fs::read_to_string(p).map_err(io(p))?;
-        Ok(Self::from_mountinfo(&text))
+        Ok(Self::from_mountinfo(&read_mountinfo()?))
     }
 
-    fn from_mountinfo(text: &str) -> Hierarchy {
+    /// The layout, from the text of `/proc/self/mountinfo` (a caller that
+    /// needs the mount table for more than the cgroups reads it once).
+    pub fn from_mountinfo(text: &str) -> Hierarchy {
         let mut v1 = Vec::new();
         let mut named = Vec::new();
         let mut v2 = None;
@@ -344,7 +344,7 @@ impl CgroupSet {
     ///
     /// # Errors
     /// [`CgroupError::Io`] naming the `cgroup.procs` file.
-    pub fn join_leaves(&self, leaves: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
+    pub(crate) fn join_leaves(&self, leaves: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
         let s = pid.to_string();
         for l in leaves {
             let p = l.join("cgroup.procs");
@@ -574,6 +574,15 @@ impl CgroupSet {
         }
         Ok(())
     }
+}
+
+/// The text of `/proc/self/mountinfo`.
+///
+/// # Errors
+/// [`CgroupError::Io`] when it cannot be read.
+pub fn read_mountinfo() -> Result<String, CgroupError> {
+    let p = Path::new("/proc/self/mountinfo");
+    fs::read_to_string(p).map_err(io(p))
 }
 
 /// How a new process joins a container's cgroup at birth

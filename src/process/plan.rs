@@ -8,9 +8,9 @@ use std::str::FromStr;
 use libc::{c_int, gid_t, mode_t};
 use oci_spec::runtime::{Capability as OciCap, LinuxNamespaceType, Spec};
 
-use crate::cgroups::{CgroupSet, Hierarchy};
 use crate::hooks::{CStrings, HookExec};
 use crate::namespaces::{self, NamespacePlan};
+use crate::rootfs::plan::Host;
 use crate::rootfs::plan::{cstr, PathPlan, RootfsPlan};
 use crate::spec::{Bundle, SpecError};
 
@@ -179,7 +179,7 @@ impl ChildPlan {
         b: &Bundle,
         id: &str,
         opts: PlanOptions,
-        cgroups: (&Hierarchy, &CgroupSet),
+        host: &Host<'_>,
     ) -> Result<ChildPlan, SpecError> {
         let spec: &Spec = &b.spec;
         let linux = spec.linux().as_ref().expect("validated");
@@ -205,7 +205,7 @@ impl ChildPlan {
             opts.no_pivot,
             has_new(LinuxNamespaceType::User),
             has_new(LinuxNamespaceType::Cgroup),
-            cgroups,
+            host,
         )?;
 
         let process = ProcessPlan::build(

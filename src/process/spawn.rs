@@ -130,7 +130,6 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
     // init's own write to `tasks`, cgroup2 through CLONE_INTO_CGROUP.
     let join = cb.cgroups.open_join()?;
     let mut task_fds = Vec::with_capacity(join.tasks.len());
-    plan.cgroup_task_paths.clear();
     for (fd, path) in join.tasks {
         task_fds.push(raise_fd(fd, min)?);
         plan.cgroup_task_paths.push(path.display().to_string());

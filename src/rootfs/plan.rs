@@ -164,7 +164,7 @@ impl RootfsPlan {
         no_pivot: bool,
         userns: bool,
         cgroupns: bool,
-        cgroups: (&Hierarchy, &CgroupSet),
+        host: &Host<'_>,
     ) -> Result<RootfsPlan, SpecError> {
         let linux = spec.linux().as_ref().expect("validated");
         let propagation = match linux.rootfs_propagation().as_deref() {
@@ -189,7 +189,14 @@ impl RootfsPlan {
                 setup_dev = false;
             }
             if typ == "cgroup" && !bind {
-                cgroup_mounts(&mut mounts, i, dest, &opts, cgroupns, cgroups);
+                cgroup_mounts(
+                    &mut mounts,
+                    i,
+                    dest,
+                    &opts,
+                    cgroupns,
+                    (host.hierarchy, host.cgroup),
+                );
                 continue;
             }
             let source = m.source().as_ref().map(|s| {
@@ -279,7 +286,7 @@ impl RootfsPlan {
             |v: &Option<Vec<String>>| v.iter().flatten().map(|p| cstr(p.as_str())).collect();
         Ok(RootfsPlan {
             rootfs: path_cstr(rootfs),
-            parent_mount: path_cstr(&parent_mount(rootfs)),
+            parent_mount: path_cstr(&parent_mount(host.mountinfo, rootfs)),
             propagation: propagation.unwrap_or(libc::MS_SLAVE | libc::MS_REC),
             final_propagation: propagation,
             pivot: !no_pivot,
@@ -298,10 +305,21 @@ impl RootfsPlan {
     }
 }
 
-/// The deepest mount point that contains `path` (from mountinfo).
-fn parent_mount(path: &Path) -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
+/// What the plan needs to know of the host: its cgroup layout, the
+/// container's cgroup, and the mount table (`/proc/self/mountinfo`, read
+/// once per create).
+#[derive(Clone, Copy)]
+pub(crate) struct Host<'a> {
+    pub hierarchy: &'a Hierarchy,
+    pub cgroup: &'a CgroupSet,
+    pub mountinfo: &'a str,
+}
+
+/// The deepest mount point that contains `path`, from the text of
+/// `/proc/self/mountinfo`.
+fn parent_mount(mountinfo: &str, path: &Path) -> PathBuf {
+    mountinfo
+        .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(unescape_mountinfo)
         .filter(|m| path.starts_with(m))
@@ -429,7 +447,11 @@ mod tests {
     fn mountinfo_escapes() {
         assert_eq!(unescape_mountinfo("/a\\040b"), Path::new("/a b"));
         assert_eq!(unescape_mountinfo("/plain"), Path::new("/plain"));
-        assert_eq!(parent_mount(Path::new("/proc/self")), Path::new("/proc"));
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert_eq!(
+            parent_mount(&info, Path::new("/proc/self")),
+            Path::new("/proc")
+        );
     }
 
     #[test]
