@@ -6,8 +6,10 @@ use clap::Parser;
 
 fn main() {
     // Seal first, before parsing anything: the process about to be
-    // replaced should do no work. A failure is reported below, once the
-    // flags (--log) are known.
+    // replaced should do no work. Usually the entry point (cli/early.rs)
+    // has done it already, before the C library started; this covers the
+    // rest (a memfd copy where overlayfs cannot be mounted). A failure is
+    // reported below, once the flags (--log) are known.
     if raw_args_need_seal() {
         let _ = rcrun::seal::ensure_sealed();
     }

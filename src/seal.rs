@@ -21,7 +21,9 @@
 //! read-only /usr, or bind-mounted read-only onto itself) is not
 //! re-executed at all: that is the cheapest setup for a node.
 //!
-//! The `rcrun` binary calls it before `create`, `run` and `exec`. A program
+//! The `rcrun` binary calls it before `create`, `run` and `exec`, after its
+//! ELF entry point has usually done the overlay re-exec already, before
+//! the C library's start-up (which it would otherwise pay twice). A program
 //! that embeds the library must call it at the top of `main`, before it
 //! starts threads; [`crate::Runtime::create`] refuses to start a container
 //! from an unsealed process unless the embedder opts out explicitly.
@@ -41,7 +43,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The seals a copy must carry to count as sealed (pentacle's defaults,
 /// available since Linux 3.17).
-const MUST_SEAL: libc::c_int =
+pub const MUST_SEAL: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 /// Added when the kernel knows them: `F_SEAL_FUTURE_WRITE` (5.1) and
 /// `F_SEAL_EXEC` (6.3, keeps the mode bits from changing).
@@ -50,6 +52,13 @@ const F_SEAL_EXEC: libc::c_int = 0x0020;
 /// `memfd_create` flag (6.3): the memfd may be executed even when
 /// `vm.memfd_noexec` asks for non-executable memfds by default.
 const MFD_EXEC: libc::c_uint = 0x0010;
+
+/// The empty bottom layer of the overlay the binary is re-executed
+/// through (its top layer is the binary's own directory).
+pub const EXE_LOWER_DIR: &std::ffi::CStr = c"/run/rcrun-exe-lower";
+/// The overlay's mount attributes: `MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+/// MOUNT_ATTR_NODEV`.
+pub const OVERLAY_ATTR: libc::c_uint = 0x1 | 0x2 | 0x4;
 
 /// 0: not known yet, 1: sealed, 2: not sealed. The answer cannot change
 /// without an exec, which resets it.
@@ -123,7 +132,7 @@ fn overlay_exe() -> Result<OwnedFd> {
     };
     // The second (bottom) layer only has to exist, be empty of surprises
     // (the top layer wins every name) and not overlap the first.
-    let empty = std::path::Path::new("/run/rcrun-exe-lower");
+    let empty = std::path::Path::new(std::ffi::OsStr::from_bytes(EXE_LOWER_DIR.to_bytes()));
     match std::fs::create_dir(empty) {
         Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
         _ => {}
@@ -147,8 +156,6 @@ fn overlay_exe() -> Result<OwnedFd> {
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    // MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
-    const ATTR: libc::c_uint = 0x1 | 0x2 | 0x4;
     // SAFETY (the syscalls below): NUL-terminated strings that outlive
     // each call; every returned fd is owned at once.
     let ctx =
@@ -189,8 +196,14 @@ fn overlay_exe() -> Result<OwnedFd> {
         return Err(fail());
     }
     // SAFETY: as above.
-    let mnt =
-        owned(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, ATTR) })?;
+    let mnt = owned(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            ctx.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            OVERLAY_ATTR,
+        )
+    })?;
     // SAFETY: as above.
     owned(unsafe {
         libc::openat(

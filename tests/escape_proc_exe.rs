@@ -113,3 +113,69 @@ fn binary_on_a_read_only_mount_runs_without_re_exec_and_stays_unwritable() {
     assert_ok(&c.rcrun(&["delete", "-f", &c.id]));
     assert_eq!(std::fs::read(&bin).unwrap(), before);
 }
+
+/// The system calls `strace` saw `rcrun --root <tmp> <args>` make, of
+/// those in `filter`, by name and in order.
+fn traced_calls(filter: &str, args: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let root = dir.path().join("state");
+    let o = std::process::Command::new("strace")
+        .arg("-qq")
+        .arg("-o")
+        .arg(&trace)
+        .args(["-e", &format!("trace={filter}"), RCRUN, "--root"])
+        .arg(&root)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_some(), "{o:?}");
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('(').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_binary_reexecutes_sealed_before_its_runtime_starts() {
+    // src/cli/early.rs: for create, run and exec, the binary's entry
+    // point executes it again through the read-only overlay before the C
+    // library and the Rust runtime start; the runtime's first act,
+    // installing its signal stack (sigaltstack), would otherwise come
+    // first and the re-exec only from main. Once, not again after it.
+    let filter = "execve,execveat,sigaltstack";
+    for cmd in [
+        &["run", "-b", "/nonexistent", "x"][..],
+        &["create", "-b", "/nonexistent", "x"],
+        &["exec", "nonexistent", "true"],
+    ] {
+        let calls = traced_calls(filter, cmd);
+        assert_eq!(
+            calls.first().map(String::as_str),
+            Some("execve"),
+            "{cmd:?}: {calls:?}"
+        );
+        assert_eq!(
+            calls.get(1).map(String::as_str),
+            Some("execveat"),
+            "{cmd:?}: {calls:?}"
+        );
+        assert_eq!(
+            calls.iter().filter(|c| c.starts_with("execve")).count(),
+            2,
+            "{cmd:?}: {calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| c == "sigaltstack"),
+            "{cmd:?}: {calls:?}"
+        );
+    }
+    // Other commands start at once.
+    let calls = traced_calls(filter, &["list"]);
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("execve")).count(),
+        1,
+        "{calls:?}"
+    );
+}

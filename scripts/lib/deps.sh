@@ -34,7 +34,7 @@ ensure_rust() {
 }
 
 ensure_deps() {
-    apt_install gcc libc6-dev pkg-config libseccomp-dev busybox-static apparmor passwd util-linux
+    apt_install gcc libc6-dev pkg-config libseccomp-dev busybox-static apparmor passwd util-linux strace
     ensure_rust
     export PATH
 }

@@ -14,6 +14,7 @@ macro_rules! outln {
 
 mod create;
 mod delete;
+mod early;
 mod events;
 mod exec;
 mod features;

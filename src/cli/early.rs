@@ -1,0 +1,299 @@
+//! The binary's ELF entry point: the sealed re-exec before the C library
+//! starts.
+//!
+//! `create`, `run` and `exec` must run from a read-only view of the
+//! binary (CVE-2019-5736, [`rcrun::seal`]). Done from `main`, that costs
+//! a whole program start for nothing: glibc's start-up in the process
+//! about to be replaced (on a virtual machine, about 50 `cpuid`
+//! instructions that each trap to the hypervisor: 0.3 ms here) and the
+//! Rust runtime's. So the linker's entry point is `rcrun_entry` below
+//! (build.rs passes `--entry`), which runs first, with nothing set up: it
+//! looks at the arguments and, for those commands, mounts the same
+//! detached read-only overlayfs as [`rcrun::seal::ensure_sealed`] and
+//! executes the binary through it with raw system calls. Anything else,
+//! and any failure, falls through to the C library's `_start` with the
+//! registers and stack as the kernel (or the dynamic loader) left them;
+//! `main` then seals the slow way (a memfd copy where overlayfs cannot be
+//! mounted, as for a rootless user), so this is only ever a shortcut.
+//!
+//! Until `_start` has run there is no thread pointer, no `errno`, no
+//! resolved IFUNC (`memcpy`, `memcmp`) and, in a static PIE, no
+//! relocations. The code below therefore calls no C library function,
+//! makes its system calls with the `syscall` instruction, copies bytes
+//! with volatile writes (so that the compiler cannot turn a loop into a
+//! `memcpy` call), has no bounds checks that could panic and holds no
+//! tables of pointers.
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use std::mem::MaybeUninit;
+use std::ptr;
+
+// The kernel (or ld.so) enters with %rsp at argc and, after ld.so, %rdx
+// holding a function for atexit: both are kept for `_start`.
+std::arch::global_asm!(
+    ".globl rcrun_entry",
+    ".type rcrun_entry,@function",
+    "rcrun_entry:",
+    "mov rbx, rsp",
+    "mov r12, rdx",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {early}",
+    "mov rsp, rbx",
+    "mov rdx, r12",
+    "jmp _start",
+    ".size rcrun_entry, .-rcrun_entry",
+    early = sym early,
+);
+
+/// One system call; returns the kernel's result (a negative errno on
+/// failure).
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+#[inline(always)]
+unsafe fn sys(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the caller passes arguments valid for `nr`; `syscall`
+    // clobbers only rcx and r11 and touches no stack of ours.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            in("r8") e,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+fn close(fd: isize) {
+    // SAFETY: closing an fd this code opened.
+    unsafe { sys(libc::SYS_close, fd as usize, 0, 0, 0, 0) };
+}
+
+/// Whether the NUL-terminated `p` equals `s`.
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string.
+unsafe fn is(p: *const u8, s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        // SAFETY: p is NUL-terminated and a mismatch (at the latest its
+        // NUL) ends the loop before reading past it.
+        if unsafe { *p.add(i) } != s[i] {
+            return false;
+        }
+        i += 1;
+    }
+    // SAFETY: the first i bytes matched non-NUL bytes.
+    unsafe { *p.add(i) == 0 }
+}
+
+/// Appends `s` at `out[*at]` unless it would pass `cap`; false if it
+/// would.
+///
+/// # Safety
+/// `out` must be valid for writes of `cap` bytes.
+unsafe fn put(out: *mut u8, cap: usize, at: &mut usize, s: &[u8]) -> bool {
+    if s.len() > cap - *at {
+        return false;
+    }
+    for &b in s {
+        // SAFETY: *at < cap, checked above; volatile keeps this a loop.
+        unsafe { ptr::write_volatile(out.add(*at), b) };
+        *at += 1;
+    }
+    true
+}
+
+/// The kernel's `struct statfs` on x86_64 (the libc crate keeps
+/// `f_flags` private): f_type to f_frsize, then the mount flags.
+#[repr(C)]
+struct KernelStatfs {
+    _head: [u64; 10],
+    f_flags: i64,
+    _spare: [i64; 4],
+}
+
+const PATH_CAP: usize = 4096;
+/// The directory, every byte possibly escaped, a colon, the empty layer.
+const LOWER_CAP: usize = 2 * PATH_CAP + 64;
+
+/// Re-executes the binary through a read-only overlay when the command
+/// line asks for `create`, `run` or `exec` (the same test as `main`'s) and
+/// the binary is not read-only already; returns otherwise.
+///
+/// # Safety
+/// `sp` must be the initial stack pointer the kernel set up: argc, then
+/// argv and envp, each NULL-terminated.
+unsafe extern "C" fn early(sp: *const usize) {
+    // SAFETY: the kernel's initial stack layout.
+    let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };
+    // SAFETY: envp follows argv's NULL.
+    let envp = unsafe { argv.add(argc + 1) };
+    let mut wanted = false;
+    for i in 1..argc {
+        // SAFETY: argv has argc NUL-terminated strings.
+        let a = unsafe { *argv.add(i) };
+        // SAFETY: as above.
+        if unsafe { is(a, b"create") || is(a, b"run") || is(a, b"exec") } {
+            wanted = true;
+            break;
+        }
+    }
+    if !wanted {
+        return;
+    }
+    // SAFETY: everything passed below is a NUL-terminated constant, a
+    // buffer on this stack with its true size, or an fd opened here.
+    unsafe {
+        let exe = c"/proc/self/exe".as_ptr() as usize;
+        let fd = sys(
+            libc::SYS_open,
+            exe,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+            0,
+            0,
+            0,
+        );
+        if fd < 0 {
+            return;
+        }
+        // Already on a read-only mount (after this very re-exec, or an
+        // install on a read-only /usr), or a sealed memfd: nothing to do.
+        let mut st = MaybeUninit::<KernelStatfs>::uninit();
+        let ro = sys(
+            libc::SYS_fstatfs,
+            fd as usize,
+            st.as_mut_ptr() as usize,
+            0,
+            0,
+            0,
+        ) == 0
+            && (*st.as_ptr()).f_flags & libc::ST_RDONLY as i64 != 0;
+        let seals = sys(
+            libc::SYS_fcntl,
+            fd as usize,
+            libc::F_GET_SEALS as usize,
+            0,
+            0,
+            0,
+        );
+        close(fd);
+        if ro
+            || (seals >= 0
+                && seals as libc::c_int & rcrun::seal::MUST_SEAL == rcrun::seal::MUST_SEAL)
+        {
+            return;
+        }
+
+        let mut path = MaybeUninit::<[u8; PATH_CAP]>::uninit();
+        let p = path.as_mut_ptr() as *mut u8;
+        let n = sys(libc::SYS_readlink, exe, p as usize, PATH_CAP - 1, 0, 0);
+        if n <= 0 || n as usize >= PATH_CAP - 1 || *p != b'/' {
+            return;
+        }
+        let n = n as usize;
+        ptr::write_volatile(p.add(n), 0);
+        let mut slash = n;
+        while slash > 0 && *p.add(slash - 1) != b'/' {
+            slash -= 1;
+        }
+        // p[..slash - 1] is the directory ("" for "/"), p[slash..n] the name.
+        let name = p.add(slash);
+        if slash == n {
+            return;
+        }
+        let mut lower = MaybeUninit::<[u8; LOWER_CAP]>::uninit();
+        let l = lower.as_mut_ptr() as *mut u8;
+        let mut at = 0;
+        if slash == 1 && !put(l, LOWER_CAP, &mut at, b"/") {
+            return;
+        }
+        for i in 0..slash - 1 {
+            let b = *p.add(i);
+            if (b == b'\\' || b == b':') && !put(l, LOWER_CAP, &mut at, b"\\") {
+                return;
+            }
+            if !put(l, LOWER_CAP, &mut at, &[b]) {
+                return;
+            }
+        }
+        let empty = rcrun::seal::EXE_LOWER_DIR.to_bytes_with_nul();
+        if !put(l, LOWER_CAP, &mut at, b":") || !put(l, LOWER_CAP, &mut at, empty) {
+            return;
+        }
+        let m = sys(libc::SYS_mkdir, empty.as_ptr() as usize, 0o777, 0, 0, 0);
+        if m < 0 && m != -(libc::EEXIST as isize) {
+            return;
+        }
+        let ctx = sys(libc::SYS_fsopen, c"overlay".as_ptr() as usize, 1, 0, 0, 0);
+        if ctx < 0 {
+            return;
+        }
+        const SET_STRING: usize = 1;
+        const CMD_CREATE: usize = 6;
+        let set = |k: &std::ffi::CStr, v: usize| {
+            sys(
+                libc::SYS_fsconfig,
+                ctx as usize,
+                SET_STRING,
+                k.as_ptr() as usize,
+                v,
+                0,
+            )
+        };
+        if set(c"lowerdir", l as usize) < 0 {
+            close(ctx);
+            return;
+        }
+        set(c"xino", c"off".as_ptr() as usize);
+        if sys(libc::SYS_fsconfig, ctx as usize, CMD_CREATE, 0, 0, 0) < 0 {
+            close(ctx);
+            return;
+        }
+        let mnt = sys(
+            libc::SYS_fsmount,
+            ctx as usize,
+            1,
+            rcrun::seal::OVERLAY_ATTR as usize,
+            0,
+            0,
+        );
+        close(ctx);
+        if mnt < 0 {
+            return;
+        }
+        let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let bin = sys(
+            libc::SYS_openat,
+            mnt as usize,
+            name as usize,
+            flags as usize,
+            0,
+            0,
+        );
+        close(mnt);
+        if bin < 0 {
+            return;
+        }
+        sys(
+            libc::SYS_execveat,
+            bin as usize,
+            c"".as_ptr() as usize,
+            argv as usize,
+            envp as usize,
+            libc::AT_EMPTY_PATH as usize,
+        );
+        // Not executable through the overlay: main copies it to a memfd.
+        close(bin);
+    }
+}
