@@ -165,9 +165,23 @@ fn rootfs_propagation_and_mount_propagation_options() {
 
 #[test]
 fn cgroup_mount_shows_the_containers_own_cgroup() {
-    let mut c = Ct::new("ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/cgroup.procs | wc -l; touch /sys/fs/cgroup/x 2>/dev/null || echo ro");
+    let mut c = Ct::new(
+        "awk '$5 ~ \"^/sys/fs/cgroup\" {print \"opts\", $5, $6}' /proc/self/mountinfo; \
+         ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/cgroup.procs | wc -l; touch /sys/fs/cgroup/x 2>/dev/null || echo ro",
+    );
     c.cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
     let out = c.run_ok();
+    // The tmpfs (v1) or the bind (v2) and every hierarchy bound in it:
+    // read-only, nosuid, nodev, noexec, each mount itself.
+    let opts: Vec<&str> = out.lines().filter(|l| l.starts_with("opts ")).collect();
+    assert!(!opts.is_empty(), "{out}");
+    for l in &opts {
+        let o = l.rsplit(' ').next().unwrap();
+        let set: Vec<&str> = o.split(',').collect();
+        for f in ["ro", "nosuid", "nodev", "noexec"] {
+            assert!(set.contains(&f), "{f} missing: {l}");
+        }
+    }
     if std::path::Path::new("/sys/fs/cgroup/pids").exists() {
         assert!(out.contains("pids") && out.contains("memory"), "{out}");
         // Only the container's own processes (sh, cat, wc).

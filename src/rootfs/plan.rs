@@ -87,6 +87,13 @@ pub(crate) struct MountOp {
     pub sysfs_fallback: bool,
     /// tmpfs with `tmpcopyup`: copy the covered directory into it.
     pub copyup: bool,
+    /// Directories to make in the fresh mount (a name, directly under
+    /// it) and bind (recursively) from a host path: the cgroup v1 tree.
+    pub children: Vec<(CString, CString)>,
+    /// `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV` and `MS_NOEXEC` to set on the
+    /// mount and everything below it once `children` are bound: one
+    /// recursive mount_setattr(2) rather than a remount each.
+    pub tree_flags: c_ulong,
 }
 
 /// A device node to create (or bind from the host in a user namespace).
@@ -234,6 +241,8 @@ impl RootfsPlan {
                 file,
                 sysfs_fallback: typ == "sysfs" && userns,
                 copyup: opts.copyup && typ == "tmpfs",
+                children: Vec::new(),
+                tree_flags: 0,
             });
         }
         let mut devices: Vec<DeviceOp> = Vec::new();
@@ -371,6 +380,8 @@ fn cgroup_mounts(
         file: false,
         sysfs_fallback: false,
         copyup: false,
+        children: Vec::new(),
+        tree_flags: 0,
     };
     match h {
         Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
@@ -385,6 +396,8 @@ fn cgroup_mounts(
             file: false,
             sysfs_fallback: false,
             copyup: false,
+            children: Vec::new(),
+            tree_flags: 0,
         }),
         Hierarchy::Unified(_) => {
             if let Some(leaf) = set.leaves.first() {
@@ -392,6 +405,17 @@ fn cgroup_mounts(
             }
         }
         Hierarchy::Legacy(mnts) => {
+            // The tmpfs is new and nothing but the init can reach it
+            // yet: its directories are made and bound by name, with no
+            // lookup under the rootfs each, and made read-only at once.
+            let children = mnts
+                .iter()
+                .zip(&set.leaves)
+                .filter_map(|((mnt, _), leaf)| {
+                    let name = mnt.file_name()?;
+                    Some((cstr(name.as_bytes()), path_cstr(leaf)))
+                })
+                .collect();
             out.push(MountOp {
                 index,
                 dest: PathPlan::new(dest),
@@ -404,23 +428,9 @@ fn cgroup_mounts(
                 file: false,
                 sysfs_fallback: false,
                 copyup: false,
+                children,
+                tree_flags: fl,
             });
-            for ((mnt, _), leaf) in mnts.iter().zip(&set.leaves) {
-                if let Some(name) = mnt.file_name() {
-                    out.push(bind(dest.join(name), leaf));
-                }
-            }
-            if fl & libc::MS_RDONLY != 0 {
-                let mut ro = bind(dest.to_path_buf(), Path::new("tmpfs"));
-                ro.source = None;
-                ro.flags = libc::MS_REMOUNT
-                    | libc::MS_RDONLY
-                    | libc::MS_NOSUID
-                    | libc::MS_NODEV
-                    | libc::MS_NOEXEC;
-                ro.remount = false;
-                out.push(ro);
-            }
         }
     }
 }

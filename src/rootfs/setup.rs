@@ -150,6 +150,12 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         copied.at(Stage::Mount, i)?;
     }
     r.at(Stage::Mount, i)?;
+    if !m.children.is_empty() || m.tree_flags != 0 {
+        let fd = resolve(root, &m.dest, Create::Nothing).at(Stage::MountTarget, i)?;
+        let r = fill_tree(fd, m);
+        close(fd);
+        r.at(Stage::Mount, i)?;
+    }
     // Re-resolve: the new mount now sits on top of the path.
     if m.remount || !m.propagation.is_empty() {
         let fd = resolve(root, &m.dest, Create::Nothing).at(Stage::MountTarget, i)?;
@@ -173,6 +179,95 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         r.at(Stage::Remount, i)?;
     }
     Ok(())
+}
+
+/// Binds `m.children` into the fresh mount `dir` and applies
+/// `m.tree_flags` to it and all of them. The mount is new and only this
+/// process can reach it, so names are made and opened directly (no
+/// symlink can be there yet).
+fn fill_tree(dir: RawFd, m: &MountOp) -> Result<(), Errno> {
+    let mut buf = [0u8; 32];
+    let open = |name: &CStr| {
+        // SAFETY: dir is a valid fd, name NUL-terminated.
+        check(unsafe {
+            libc::openat(
+                dir,
+                name.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+    };
+    for (name, src) in &m.children {
+        // SAFETY: as above.
+        check(unsafe { libc::mkdirat(dir, name.as_ptr(), 0o755) })?;
+        let fd = open(name)?;
+        let r = mount(
+            src.as_ptr(),
+            fd_path(&mut buf, fd),
+            null(),
+            libc::MS_BIND | libc::MS_REC,
+            null(),
+        );
+        close(fd);
+        r?;
+    }
+    if m.tree_flags == 0 {
+        return Ok(());
+    }
+    let mut attr: libc::mount_attr = libc::mount_attr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    for (ms, at) in [
+        (libc::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+    ] {
+        if m.tree_flags & ms != 0 {
+            attr.attr_set |= at;
+        }
+    }
+    // SAFETY: dir is a valid fd, attr a valid mount_attr of the size given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dir,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &mut attr as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match sys::errno() {
+        libc::ENOSYS => {}
+        e => return Err(e),
+    }
+    // Before Linux 5.12: a remount of each bind, then of the mount itself.
+    for (name, _) in &m.children {
+        let fd = open(name)?;
+        let r = mount(
+            null(),
+            fd_path(&mut buf, fd),
+            null(),
+            m.tree_flags | libc::MS_REMOUNT | libc::MS_BIND | libc::MS_REC | locked_flags(fd),
+            null(),
+        );
+        close(fd);
+        r?;
+    }
+    mount(
+        null(),
+        fd_path(&mut buf, dir),
+        null(),
+        m.tree_flags | m.flags | libc::MS_REMOUNT,
+        null(),
+    )
 }
 
 /// Gives `dst` (a directory fd) the owner and mode of `src`.
