@@ -189,12 +189,14 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // The runtime writes our uid_map/gid_map now; /proc/<pid> of a
     // non-dumpable process belongs to root, which a rootless runtime is
     // not (runc opens the same window).
-    if p.ns.new_user {
-        set_dumpable(true);
+    if p.ns_handshake {
+        if p.ns.new_user {
+            set_dumpable(true);
+        }
+        tell(p, msg::NS_READY)?;
+        wait_go(p)?;
+        set_dumpable(false);
     }
-    tell(p, msg::NS_READY)?;
-    wait_go(p)?;
-    set_dumpable(false);
     if p.ns.fork {
         // CLONE_PARENT: the grandchild becomes the runtime's child, so the
         // runtime can wait for it as for the fast path's init.

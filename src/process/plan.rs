@@ -83,6 +83,13 @@ pub(crate) struct ChildPlan {
     pub fifo_fd: RawFd,
     /// Without a fifo (`run`): wait for the runtime's go after READY.
     pub go_after_ready: bool,
+    /// Stop once in the namespaces until the runtime answers NS_READY:
+    /// it writes the id maps, moves the init into a cgroup that
+    /// CLONE_INTO_CGROUP could not, starts the grandchild's wait (joined
+    /// pid namespace) or sends the state for hooks that run in the
+    /// container. Without any of those the round trip is skipped (set by
+    /// the spawner).
+    pub ns_handshake: bool,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
     pub console_fd: RawFd,
@@ -286,6 +293,7 @@ impl ChildPlan {
             cgroup_task_paths: Vec::new(),
             fifo_fd: -1,
             go_after_ready: false,
+            ns_handshake: true,
             err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),

@@ -136,12 +136,19 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
     }
     plan.cgroup_tasks = task_fds.iter().map(|f| f.as_raw_fd()).collect();
     let mut late_join = Vec::new();
+    plan.ns_handshake = cb.id_maps.is_some()
+        || plan.ns.new_user
+        || plan.ns.fork
+        || !plan.create_container.is_empty()
+        || !plan.start_container.is_empty();
     let forked = match &join.unified {
         Some((dir, path)) => match sys::fork_into(plan.ns.clone_flags, dir.as_raw_fd()) {
             // Old kernel, or a cgroup CLONE_INTO_CGROUP refuses: the
-            // runtime moves the init there after the clone.
+            // runtime moves the init there after the clone, before the
+            // init goes on (a new cgroup namespace is rooted where it is).
             Err(_) => {
                 late_join.push(path.clone());
+                plan.ns_handshake = true;
                 sys::fork(plan.ns.clone_flags)
             }
             r => r,
