@@ -295,6 +295,25 @@ impl CgroupSet {
     }
 
     fn mkdir_all(&mut self, root: &Path, inner: &Path, cpuset: bool) -> Result<(), CgroupError> {
+        // Usually only the leaf is missing: one mkdir, not one per
+        // component (11 hierarchies on a v1 host).
+        let leaf = root.join(inner);
+        match fs::create_dir(&leaf) {
+            Ok(()) => {
+                self.created.push(leaf.clone());
+                if cpuset {
+                    fill_cpuset(&leaf)?;
+                }
+                self.leaves.push(leaf);
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                self.leaves.push(leaf);
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&leaf)(e)),
+        }
         let mut dir = root.to_path_buf();
         for c in inner.components() {
             let parent = dir.clone();
@@ -308,14 +327,7 @@ impl CgroupSet {
                 Ok(()) => {
                     self.created.push(dir.clone());
                     if cpuset {
-                        for f in ["cpuset.cpus", "cpuset.mems"] {
-                            let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
-                            if cur.trim().is_empty() {
-                                let v = fs::read_to_string(parent.join(f))
-                                    .map_err(io(&parent.join(f)))?;
-                                fs::write(dir.join(f), v.trim()).map_err(io(&dir.join(f)))?;
-                            }
-                        }
+                        fill_cpuset(&dir)?;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -602,6 +614,20 @@ fn is_cgroup2(dir: &fs::File) -> bool {
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::fstatfs(dir.as_raw_fd(), &mut st) } == 0;
     ok && st.f_type as libc::c_long == CGROUP2_SUPER_MAGIC
+}
+
+/// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and
+/// no task can join it until they are set: copy them from the parent.
+fn fill_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    let parent = dir.parent().unwrap_or(dir);
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = fs::read_to_string(parent.join(f)).map_err(io(&parent.join(f)))?;
+            fs::write(dir.join(f), v.trim()).map_err(io(&dir.join(f)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Enables in `dir`'s subtree_control every controller `dir` has.
