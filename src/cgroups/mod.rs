@@ -17,7 +17,8 @@ pub mod stats;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -391,13 +392,22 @@ impl CgroupSet {
                 j.unified = Some((dir.into(), leaf.clone()));
                 continue;
             }
+            // Relative to the directory just opened: no second walk of
+            // the whole path.
             let t = leaf.join("tasks");
-            let f = fs::File::options()
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&t)
-                .map_err(io(&t))?;
-            j.tasks.push((f.into(), t));
+            // SAFETY: a valid directory fd and a NUL-terminated name.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    c"tasks".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io(&t)(std::io::Error::last_os_error()));
+            }
+            // SAFETY: a new fd nothing else owns.
+            j.tasks.push((unsafe { OwnedFd::from_raw_fd(fd) }, t));
         }
         Ok(j)
     }
@@ -455,6 +465,9 @@ impl CgroupSet {
         } else {
             resources::v1(&res)?
         };
+        // Consecutive values for one file (the device rules) go through
+        // one open file, a write each, as the kernel takes them.
+        let mut open: Option<(PathBuf, fs::File)> = None;
         for s in &settings {
             let ctrl = if self.v2 {
                 resources::v2_controller(&s.file)
@@ -463,12 +476,23 @@ impl CgroupSet {
             };
             let dir = self.dir_for(ctrl, &s.field)?;
             let path = dir.join(&s.file);
-            fs::write(&path, &s.value).map_err(|source| CgroupError::Write {
+            let fail = |source| CgroupError::Write {
                 field: s.field.clone(),
                 path: path.clone(),
                 value: s.value.clone(),
                 source,
-            })?;
+            };
+            if open.as_ref().is_none_or(|(p, _)| *p != path) {
+                let f = fs::File::options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(fail)?;
+                open = Some((path.clone(), f));
+            }
+            let (_, f) = open.as_mut().expect("just opened");
+            f.write_all(s.value.as_bytes()).map_err(fail)?;
         }
         if let (true, Some(rules)) = (self.v2, rules) {
             let leaf = self.leaves.first().expect("created");
