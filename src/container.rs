@@ -10,11 +10,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::cgroups::{self, CgroupSet, Hierarchy};
+use crate::cgroups::{self, CgroupSet, Hierarchy, Part};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::namespaces;
-use crate::process::child::Msg;
+use crate::process::child::{self, Msg};
 use crate::process::plan::{ChildPlan, PlanOptions};
 use crate::process::spawn::{self, raise_fd, Callbacks};
 use crate::process::{sys, InitError, Stage};
@@ -292,8 +292,8 @@ impl Runtime {
         )?;
         let spawned = spawn::spawn(
             &mut plan,
+            &rec.cgroup,
             &Callbacks {
-                cgroups: &rec.cgroup,
                 id_maps: None,
                 state: &|_, _| Vec::new(),
                 runtime_hooks: &|_| Ok(()),
@@ -548,23 +548,24 @@ impl Runtime {
         let mountinfo = cgroups::read_mountinfo()?;
         let hier = Hierarchy::from_mountinfo(&mountinfo);
         let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
-        *cg = match CgroupSet::create(&hier, &inner) {
-            Ok(set) => set,
-            // Rootless, as runc: without a cgroupsPath and without the
-            // right to create cgroups, run without one when no limits
-            // are asked for (device rules aside: a user namespace cannot
-            // create device nodes anyway).
-            Err(e) if self.is_rootless() && linux.cgroups_path().is_none() && e.is_permission() => {
-                if linux.resources().as_ref().is_some_and(sets_limits) {
-                    return Err(crate::cgroups::CgroupError::Rootless(e.to_string()).into());
-                }
-                log::debug!("rootless: running without a cgroup ({e})");
-                CgroupSet::default()
+        let apply = |cg: &CgroupSet| -> Result<()> {
+            if let (Some(res), false) = (linux.resources(), cg.leaves.is_empty()) {
+                cg.apply(res, &allowed_devices(linux))?;
             }
-            Err(e) => return Err(e.into()),
+            Ok(())
         };
-        if let (Some(res), false) = (linux.resources(), cg.leaves.is_empty()) {
-            cg.apply(res, &allowed_devices(linux))?;
+        // On a v1 host the init may join late (ChildPlan::late_cgroups):
+        // the cgroups are then made while it mounts, once the plan says
+        // it can. Otherwise they are made now.
+        let maybe_late = !self.is_rootless()
+            && matches!(&hier, Hierarchy::Legacy(m) if m.len() <= child::MAX_LATE_CGROUPS);
+        *cg = if maybe_late {
+            CgroupSet::planned(&hier, &inner)
+        } else {
+            self.make_cgroups(&hier, &inner, linux)?
+        };
+        if !maybe_late {
+            apply(cg)?;
         }
         let mut plan = ChildPlan::build(
             b,
@@ -580,6 +581,57 @@ impl Runtime {
                 mountinfo: &mountinfo,
             },
         )?;
+        plan.late_cgroups = maybe_late && plan.can_join_cgroups_late();
+        if plan.late_cgroups {
+            // CLONE_INTO_CGROUP needs the cgroup2 leaf before the clone.
+            cg.make(&inner, Part::Unified)?;
+        } else if maybe_late {
+            cg.make(&inner, Part::All)?;
+            apply(cg)?;
+        }
+        self.create_spawn(entry, b, opts, cg, &inner, plan, apply, at_once)
+    }
+
+    /// The container's cgroups, made now (see `create_in`).
+    fn make_cgroups(
+        &self,
+        hier: &Hierarchy,
+        inner: &Path,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<CgroupSet> {
+        Ok(match CgroupSet::create(hier, inner) {
+            Ok(set) => set,
+            // Rootless, as runc: without a cgroupsPath and without the
+            // right to create cgroups, run without one when no limits
+            // are asked for (device rules aside: a user namespace cannot
+            // create device nodes anyway).
+            Err(e) if self.is_rootless() && linux.cgroups_path().is_none() && e.is_permission() => {
+                if linux.resources().as_ref().is_some_and(sets_limits) {
+                    return Err(crate::cgroups::CgroupError::Rootless(e.to_string()).into());
+                }
+                log::debug!("rootless: running without a cgroup ({e})");
+                CgroupSet::default()
+            }
+            Err(e) => return Err(e.into()),
+        })
+    }
+
+    /// `create_in` once the plan is made: the state, the init, and (when
+    /// it joins late) the v1 cgroups while it mounts.
+    #[allow(clippy::too_many_arguments)]
+    fn create_spawn(
+        &self,
+        entry: &Entry,
+        b: &Bundle,
+        opts: &CreateOptions,
+        cg: &mut CgroupSet,
+        inner: &Path,
+        mut plan: ChildPlan,
+        apply: impl Fn(&CgroupSet) -> Result<()>,
+        at_once: bool,
+    ) -> Result<(Container, Option<Pending>)> {
+        let id = entry.id();
+        let linux = b.spec.linux().as_ref().expect("validated");
         let min_fd = 3 + opts.preserve_fds;
 
         // `start` releases the init through the exec fifo and learns of a
@@ -625,7 +677,9 @@ impl Runtime {
             process: b.spec.process().clone(),
             seccomp: linux.seccomp().clone(),
         };
-        entry.write(&rec)?;
+        if !plan.late_cgroups {
+            entry.write(&rec)?;
+        }
 
         let new_user = plan.ns.new_user;
         let id_maps = new_user.then(|| {
@@ -652,15 +706,22 @@ impl Runtime {
             )?;
             Ok(())
         };
-        let spawned = spawn::spawn(
-            &mut plan,
-            &Callbacks {
-                cgroups: cg,
-                id_maps,
-                state: &state_json,
-                runtime_hooks: &runtime_hooks,
-            },
-        )?;
+        let callbacks = Callbacks {
+            id_maps,
+            state: &state_json,
+            runtime_hooks: &runtime_hooks,
+        };
+        let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
+        if plan.late_cgroups {
+            // The init mounts meanwhile (on the other CPU); an error here
+            // drops `cloned`, which kills it.
+            cg.make(inner, Part::Legacy)?;
+            apply(cg)?;
+            rec.cgroup = cg.clone();
+            entry.write(&rec)?;
+            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
+        }
+        let spawned = cloned.drive(&plan, &callbacks)?;
         drop((fifo_fd, err_fd, console));
         let pid = spawned.pid;
         log::debug!(

@@ -412,12 +412,12 @@ fn new_processes_join_at_birth_through_tasks_or_clone_into_cgroup() {
     // Writing a pid to cgroup.procs takes a host-wide lock that waits for
     // an RCU grace period; rcrun's inits join as themselves through v1
     // `tasks` (no global lock) and cgroup2 through CLONE_INTO_CGROUP.
-    use rcrun::cgroups::{inner_path, CgroupSet, Hierarchy};
+    use rcrun::cgroups::{inner_path, CgroupSet, Hierarchy, Part};
     let c = Ct::new("true");
     let h = Hierarchy::detect().unwrap();
     let path = std::path::PathBuf::from(format!("/{}", c.cgroup));
     let set = CgroupSet::create(&h, &inner_path(Some(&path), "x").unwrap()).unwrap();
-    let j = set.open_join().unwrap();
+    let j = set.open_join(Part::All).unwrap();
     let files: Vec<String> = j
         .tasks
         .iter()
@@ -452,4 +452,69 @@ fn new_processes_join_at_birth_through_tasks_or_clone_into_cgroup() {
         );
         assert!(!c.root().join(&c.id).exists());
     }
+}
+
+#[test]
+fn v1_cgroups_are_made_while_the_init_mounts() {
+    // On cgroup v1 the runtime clones the init first and makes the
+    // cgroups while the init makes its first mounts (two CPUs' worth of
+    // set-up at once); the init joins them, as itself, only then, and
+    // enters its cgroup namespace after. On cgroup v2 the leaf must exist
+    // before the clone that joins it (CLONE_INTO_CGROUP).
+    let mut c = Ct::new("cat /proc/self/cgroup");
+    let ns = c.cfg["linux"]["namespaces"].as_array_mut().unwrap();
+    if !ns.iter().any(|n| n["type"] == "cgroup") {
+        ns.push(json!({"type": "cgroup"}));
+    }
+    c.write_config();
+    let trace = c.path("trace");
+    let b = c.bundle();
+    let o = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=clone3,mkdir,mount,write,unshare",
+            RCRUN,
+            "--root",
+        ])
+        .arg(c.root())
+        .args(["run", "-b", b.to_str().unwrap(), &c.id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    // The container's cgroup namespace is rooted at its own cgroups.
+    for line in stdout(&o).lines() {
+        assert!(line.ends_with(":/"), "{:?}", stdout(&o));
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let find = |what: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| what(l))
+            .unwrap_or_else(|| panic!("not traced:\n{}", lines.join("\n")))
+    };
+    let clone = find(&|l| l.contains("clone3(") && l.contains("CLONE_NEWNS"));
+    let init = lines[clone].rsplit(' ').next().unwrap().to_string();
+    let of_init = |l: &str| l.split(' ').next() == Some(init.as_str());
+    let leaf = if cgroup_v2() {
+        format!("/sys/fs/cgroup/{}", c.cgroup)
+    } else {
+        format!("/sys/fs/cgroup/memory/{}", c.cgroup)
+    };
+    let mkdir = find(&|l| l.contains(&format!("mkdir(\"{leaf}\"")));
+    if cgroup_v2() {
+        assert!(mkdir < clone, "{}", lines.join("\n"));
+        return;
+    }
+    assert!(clone < mkdir, "{}", lines.join("\n"));
+    let proc_mount = find(&|l| of_init(l) && l.contains("mount(\"proc\""));
+    let join = find(&|l| of_init(l) && l.contains("write(") && l.contains(", \"0\", 1)"));
+    let cgroupns = find(&|l| of_init(l) && l.contains("unshare(CLONE_NEWCGROUP)"));
+    assert!(proc_mount < join && join < cgroupns, "{}", lines.join("\n"));
 }

@@ -202,6 +202,18 @@ pub struct CgroupSet {
     pub v2: bool,
 }
 
+/// Which of a [`CgroupSet`]'s leaves [`CgroupSet::make`] creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Every hierarchy.
+    All,
+    /// The cgroup2 leaf (pure v2, or the unified mount of a hybrid host):
+    /// it must exist before the clone that joins it (CLONE_INTO_CGROUP).
+    Unified,
+    /// The v1 hierarchies, which the init joins itself.
+    Legacy,
+}
+
 /// Resolves a spec `cgroupsPath` (or the default `/rcrun/<id>`) to the
 /// path inside each hierarchy. Relative paths are taken from the
 /// hierarchy's root, never from the caller's own cgroup.
@@ -244,27 +256,67 @@ impl CgroupSet {
     /// # Errors
     /// [`CgroupError::Io`] naming the directory.
     pub fn create(h: &Hierarchy, inner: &Path) -> Result<CgroupSet, CgroupError> {
-        let mut set = CgroupSet::default();
-        let res = (|| {
-            match h {
-                Hierarchy::Unified(root) => {
-                    set.v2 = true;
-                    set.mkdir_all(root, inner, false)?;
-                }
-                Hierarchy::Legacy(mounts) => {
-                    for (mnt, ctrls) in mounts {
-                        let cpuset = ctrls.iter().any(|c| c == "cpuset");
-                        set.mkdir_all(mnt, inner, cpuset)?;
-                        set.controllers.push(ctrls.clone());
-                    }
-                }
-            }
-            Ok(())
-        })();
-        match res.and_then(|()| set.check_fitness()) {
-            Ok(()) => Ok(set),
+        let mut set = Self::planned(h, inner);
+        set.make(inner, Part::All)?;
+        Ok(set)
+    }
+
+    /// The container's directories, named but not created yet
+    /// ([`Self::make`] creates them).
+    pub(crate) fn planned(h: &Hierarchy, inner: &Path) -> CgroupSet {
+        match h {
+            Hierarchy::Unified(root) => CgroupSet {
+                leaves: vec![root.join(inner)],
+                v2: true,
+                ..CgroupSet::default()
+            },
+            Hierarchy::Legacy(mounts) => CgroupSet {
+                leaves: mounts.iter().map(|(m, _)| m.join(inner)).collect(),
+                controllers: mounts.iter().map(|(_, c)| c.clone()).collect(),
+                ..CgroupSet::default()
+            },
+        }
+    }
+
+    /// Whether leaf `i` is in a cgroup2 hierarchy (pure v2, or the
+    /// unified mount of a hybrid host).
+    fn is_unified(&self, i: usize) -> bool {
+        self.v2 || self.controllers.get(i).is_some_and(|c| c == &["unified"])
+    }
+
+    fn in_part(&self, i: usize, part: Part) -> bool {
+        match part {
+            Part::All => true,
+            Part::Unified => self.is_unified(i),
+            Part::Legacy => !self.is_unified(i),
+        }
+    }
+
+    /// Creates the planned leaves of `part` (`inner` is their path below
+    /// each hierarchy's root) and checks the ones that existed. On
+    /// failure, what this call created is removed again.
+    pub(crate) fn make(&mut self, inner: &Path, part: Part) -> Result<(), CgroupError> {
+        let before = self.created.len();
+        let picked: Vec<usize> = (0..self.leaves.len())
+            .filter(|&i| self.in_part(i, part))
+            .collect();
+        let res = picked.iter().try_for_each(|&i| {
+            let cpuset = self
+                .controllers
+                .get(i)
+                .is_some_and(|c| c.iter().any(|c| c == "cpuset"));
+            self.mkdir_all(i, inner, cpuset)
+        });
+        match res.and_then(|()| self.check_fitness(&picked)) {
+            Ok(()) => Ok(()),
             Err(e) => {
-                let _ = set.remove();
+                let made = self.created.split_off(before);
+                let undo = CgroupSet {
+                    leaves: self.leaves.clone(),
+                    created: made,
+                    ..CgroupSet::default()
+                };
+                let _ = undo.remove();
                 Err(e)
             }
         }
@@ -272,8 +324,9 @@ impl CgroupSet {
 
     /// A cgroup that existed before (a shared `cgroupsPath`) must hold no
     /// process and must not be frozen. Fresh ones need no look.
-    fn check_fitness(&self) -> Result<(), CgroupError> {
-        for leaf in self.leaves.iter().filter(|l| !self.created.contains(l)) {
+    fn check_fitness(&self, picked: &[usize]) -> Result<(), CgroupError> {
+        let leaves = picked.iter().map(|&i| &self.leaves[i]);
+        for leaf in leaves.filter(|l| !self.created.contains(l)) {
             let procs = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
             let n = procs.lines().count();
             if n > 0 {
@@ -295,27 +348,24 @@ impl CgroupSet {
         Ok(())
     }
 
-    fn mkdir_all(&mut self, root: &Path, inner: &Path, cpuset: bool) -> Result<(), CgroupError> {
+    fn mkdir_all(&mut self, i: usize, inner: &Path, cpuset: bool) -> Result<(), CgroupError> {
         // Usually only the leaf is missing: one mkdir, not one per
         // component (11 hierarchies on a v1 host).
-        let leaf = root.join(inner);
+        let leaf = self.leaves[i].clone();
         match fs::create_dir(&leaf) {
             Ok(()) => {
                 self.created.push(leaf.clone());
                 if cpuset {
                     fill_cpuset(&leaf)?;
                 }
-                self.leaves.push(leaf);
                 return Ok(());
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                self.leaves.push(leaf);
-                return Ok(());
-            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(io(&leaf)(e)),
         }
-        let mut dir = root.to_path_buf();
+        let depth = inner.components().count();
+        let mut dir = leaf.ancestors().nth(depth).unwrap_or(&leaf).to_path_buf();
         for c in inner.components() {
             let parent = dir.clone();
             dir.push(c);
@@ -335,7 +385,6 @@ impl CgroupSet {
                 Err(e) => return Err(io(&dir)(e)),
             }
         }
-        self.leaves.push(dir);
         Ok(())
     }
 
@@ -350,20 +399,7 @@ impl CgroupSet {
     /// # Errors
     /// [`CgroupError::Io`] naming the `cgroup.procs` file.
     pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
-        self.join_leaves(&self.leaves, pid)
-    }
-
-    /// [`Self::join`] for some of the leaves.
-    ///
-    /// # Errors
-    /// [`CgroupError::Io`] naming the `cgroup.procs` file.
-    pub(crate) fn join_leaves(&self, leaves: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
-        let s = pid.to_string();
-        for l in leaves {
-            let p = l.join("cgroup.procs");
-            fs::write(&p, &s).map_err(io(&p))?;
-        }
-        Ok(())
+        join_paths(&self.leaves, pid)
     }
 
     /// Opens what a process about to be cloned needs to join the cgroup
@@ -375,14 +411,17 @@ impl CgroupSet {
     /// - the cgroup2 leaf (pure v2, or the unified mount of a hybrid
     ///   host) as a directory fd for `clone3(CLONE_INTO_CGROUP)`.
     ///
-    /// The fds are close-on-exec.
+    /// The fds are close-on-exec. Only the leaves of `part` are opened.
     ///
     /// # Errors
     /// [`CgroupError::Io`] naming the file that cannot be opened.
-    pub fn open_join(&self) -> Result<Join, CgroupError> {
+    pub fn open_join(&self, part: Part) -> Result<Join, CgroupError> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut j = Join::default();
-        for leaf in &self.leaves {
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            if !self.in_part(i, part) {
+                continue;
+            }
             let dir = fs::File::options()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -610,6 +649,19 @@ impl CgroupSet {
         }
         Ok(())
     }
+}
+
+/// [`CgroupSet::join`] for the given cgroup directories.
+///
+/// # Errors
+/// [`CgroupError::Io`] naming the `cgroup.procs` file.
+pub(crate) fn join_paths(dirs: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
+    let s = pid.to_string();
+    for l in dirs {
+        let p = l.join("cgroup.procs");
+        fs::write(&p, &s).map_err(io(&p))?;
+    }
+    Ok(())
 }
 
 /// The text of `/proc/self/mountinfo`.

@@ -34,6 +34,9 @@ pub(crate) mod msg {
     /// A seccomp listener fd rides along (SCM_RIGHTS): hand it to
     /// `listenerPath`, then send GO.
     pub const SECCOMP_FD: u32 = 7;
+    /// Runtime to an init that joins its v1 cgroups late: they exist now;
+    /// their `tasks` files ride along (SCM_RIGHTS).
+    pub const CGROUPS: u32 = 8;
 }
 
 /// A fixed-size message from the init process.
@@ -230,9 +233,8 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
             }
         }
     }
-    if p.ns.new_cgroup {
-        // SAFETY: plain syscall.
-        check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }).at(Stage::Unshare, 1)?;
+    if p.ns.new_cgroup && !p.late_cgroups {
+        enter_cgroupns()?;
     }
     if p.process.terminal {
         // SAFETY: plain syscall.
@@ -345,7 +347,14 @@ fn build_container(
     rootfs: &crate::rootfs::plan::RootfsPlan,
 ) -> Result<(), Fail> {
     let root = setup::prepare(rootfs)?;
-    setup::mount_all(rootfs, root)?;
+    if p.late_cgroups {
+        let (before, after) = rootfs.mounts.split_at(rootfs.cgroup_at);
+        setup::mount_some(before, root)?;
+        join_cgroups_late(p)?;
+        setup::mount_some(after, root)?;
+    } else {
+        setup::mount_all(rootfs, root)?;
+    }
     setup::setup_dev(rootfs, root)?;
     if let Some(v) = &p.oom_score_adj {
         sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).at(Stage::OomScoreAdj, 0)?;
@@ -377,6 +386,85 @@ fn build_container(
         sys::write_file(path, value.as_bytes()).at(Stage::Sysctl, i as u32)?;
     }
     setup::finish(rootfs)?;
+    Ok(())
+}
+
+/// A new cgroup namespace, rooted at the cgroups this process is in.
+fn enter_cgroupns() -> Result<(), Fail> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
+        .at(Stage::Unshare, 1)
+        .map(drop)
+}
+
+/// The most `tasks` files msg::CGROUPS carries (the kernel has 14 v1
+/// controllers; named and unified hierarchies come on top).
+pub(crate) const MAX_LATE_CGROUPS: usize = 32;
+
+/// Late cgroup join (`ChildPlan::late_cgroups`): waits for the runtime's
+/// msg::CGROUPS, writes `0` (this thread, which takes no host-wide lock)
+/// to each `tasks` file that came with it, then enters the cgroup
+/// namespace, which is rooted where the process is at that moment.
+fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
+    let mut kind = [0u8; 4];
+    let mut iov = libc::iovec {
+        iov_base: kind.as_mut_ptr().cast(),
+        iov_len: kind.len(),
+    };
+    // Room for the control header and MAX_LATE_CGROUPS fds, u64-aligned.
+    let mut ctl = [0u64; (MAX_LATE_CGROUPS * 4 + 64) / 8];
+    // SAFETY: an all-zero msghdr is valid; the pointers set below point
+    // to buffers that outlive the recvmsg call.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.as_mut_ptr().cast();
+    mh.msg_controllen = std::mem::size_of_val(&ctl) as _;
+    let n = loop {
+        // SAFETY: mh describes valid, writable buffers.
+        let n = unsafe { libc::recvmsg(p.sync_fd, &mut mh, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        break n;
+    };
+    if n < 4 {
+        // The runtime went away: stop quietly.
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(1) };
+    }
+    let mut res =
+        if u32::from_ne_bytes(kind) != msg::CGROUPS || mh.msg_flags & libc::MSG_CTRUNC != 0 {
+            Err(libc::EPROTO).at(Stage::Sync, 0)
+        } else {
+            Ok(())
+        };
+    let mut i = 0u32;
+    // SAFETY: the CMSG_* helpers walk the control buffer the kernel
+    // filled in, within msg_controllen; the fds in it are ours now.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for k in 0..count {
+                    let fd = std::ptr::read_unaligned(data.add(k));
+                    if res.is_ok() {
+                        res = sys::write_all(fd, b"0").at(Stage::CgroupJoin, i);
+                    }
+                    close(fd);
+                    i += 1;
+                }
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    res?;
+    if p.ns.new_cgroup {
+        enter_cgroupns()?;
+    }
     Ok(())
 }
 

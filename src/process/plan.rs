@@ -90,6 +90,11 @@ pub(crate) struct ChildPlan {
     /// container. Without any of those the round trip is skipped (set by
     /// the spawner).
     pub ns_handshake: bool,
+    /// Join the v1 cgroups late: the runtime creates them while the init
+    /// makes `rootfs.mounts[..cgroup_at]`, then sends their `tasks` files
+    /// (msg::CGROUPS); the init writes itself to each and only then
+    /// enters its cgroup namespace. The two CPUs' worth of set-up overlap.
+    pub late_cgroups: bool,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
     pub console_fd: RawFd,
@@ -182,6 +187,22 @@ fn last_cap() -> u32 {
 }
 
 impl ChildPlan {
+    /// Whether the init must stop once in its namespaces (see
+    /// `ns_handshake`), the cgroup2 fallback aside.
+    pub(crate) fn needs_ns_handshake(&self) -> bool {
+        self.ns.new_user
+            || self.ns.fork
+            || !self.create_container.is_empty()
+            || !self.start_container.is_empty()
+    }
+
+    /// Whether the init can join its v1 cgroups late: it builds a rootfs
+    /// and talks to the runtime about nothing else before it is in its
+    /// cgroups (see `late_cgroups`).
+    pub(crate) fn can_join_cgroups_late(&self) -> bool {
+        self.rootfs.is_some() && !self.needs_ns_handshake()
+    }
+
     pub(crate) fn build(
         b: &Bundle,
         id: &str,
@@ -294,6 +315,7 @@ impl ChildPlan {
             fifo_fd: -1,
             go_after_ready: false,
             ns_handshake: true,
+            late_cgroups: false,
             err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),

@@ -6,13 +6,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::child::{self, msg, Msg};
 use super::plan::ChildPlan;
 use super::{sys, InitError, Stage};
-use crate::cgroups::CgroupSet;
+use crate::cgroups::{CgroupSet, Part};
 use crate::Error;
 
 /// Callbacks into the container layer while the init sets up.
 pub(crate) struct Callbacks<'a> {
-    /// The cgroup the init joins before it does anything else.
-    pub cgroups: &'a CgroupSet,
     /// uid_map and gid_map contents for a new user namespace.
     pub id_maps: Option<(String, String)>,
     /// The state JSON for hooks, given the init's pid and the status.
@@ -112,7 +110,32 @@ fn write_id_maps(pid: i32, (uid, gid): &(String, String)) -> Result<(), Error> {
 
 /// Clones the init process and drives it through set-up. On failure the
 /// init is killed and reaped before the error is returned.
-pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned, Error> {
+pub(crate) fn spawn(
+    plan: &mut ChildPlan,
+    cgroups: &CgroupSet,
+    cb: &Callbacks<'_>,
+) -> Result<Spawned, Error> {
+    clone_init(plan, cgroups, cb)?.drive(plan, cb)
+}
+
+/// An init process just cloned, before the runtime drives its set-up.
+/// Dropping it without [`Cloned::drive`] kills and reaps the init.
+#[derive(Debug)]
+pub(crate) struct Cloned {
+    pid: i32,
+    ours: Option<OwnedFd>,
+    /// cgroup2 leaves CLONE_INTO_CGROUP could not join.
+    late_join: Vec<std::path::PathBuf>,
+}
+
+/// Clones the init process. It joins `cgroups` at birth (the cgroup it
+/// joins before it does anything else), all of them unless it joins the
+/// v1 ones late (`plan.late_cgroups`, see [`Cloned::send_cgroups`]).
+pub(crate) fn clone_init(
+    plan: &mut ChildPlan,
+    cgroups: &CgroupSet,
+    cb: &Callbacks<'_>,
+) -> Result<Cloned, Error> {
     let (ours, theirs) = nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
         nix::sys::socket::SockType::SeqPacket,
@@ -128,7 +151,12 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
 
     // Join the cgroup at birth (CgroupSet::open_join): v1 through the
     // init's own write to `tasks`, cgroup2 through CLONE_INTO_CGROUP.
-    let join = cb.cgroups.open_join()?;
+    let part = if plan.late_cgroups {
+        Part::Unified
+    } else {
+        Part::All
+    };
+    let join = cgroups.open_join(part)?;
     let mut task_fds = Vec::with_capacity(join.tasks.len());
     for (fd, path) in join.tasks {
         task_fds.push(raise_fd(fd, min)?);
@@ -136,11 +164,7 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
     }
     plan.cgroup_tasks = task_fds.iter().map(|f| f.as_raw_fd()).collect();
     let mut late_join = Vec::new();
-    plan.ns_handshake = cb.id_maps.is_some()
-        || plan.ns.new_user
-        || plan.ns.fork
-        || !plan.create_container.is_empty()
-        || !plan.start_container.is_empty();
+    plan.ns_handshake = plan.needs_ns_handshake();
     let forked = match &join.unified {
         Some((dir, path)) => match sys::fork_into(plan.ns.clone_flags, dir.as_raw_fd()) {
             // Old kernel, or a cgroup CLONE_INTO_CGROUP refuses: the
@@ -166,26 +190,73 @@ pub(crate) fn spawn(plan: &mut ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned,
         Err(e) => return Err(InitError::Spawn(io_err(e)).into()),
     };
     drop((theirs, task_fds, join.unified));
-    let mut init_pid = pid;
-    let res = cb
-        .cgroups
-        .join_leaves(&late_join, pid)
-        .map_err(Error::from)
-        .and_then(|()| drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid));
-    match res {
-        Ok(()) => Ok(Spawned {
-            pid: init_pid,
-            sync: ours,
-        }),
-        Err(e) => {
-            for p in [init_pid, pid] {
-                // SAFETY: signalling and reaping our own children.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-                let _ = sys::waitpid(p);
-            }
-            Err(e)
+    Ok(Cloned {
+        pid,
+        ours: Some(ours),
+        late_join,
+    })
+}
+
+impl Cloned {
+    /// Hands an init that joins its v1 cgroups late the `tasks` files to
+    /// write itself to (see `ChildPlan::late_cgroups`). A failure here is
+    /// not reported: the init then fails, and [`Cloned::drive`] says why.
+    pub(crate) fn send_cgroups(
+        &self,
+        plan: &mut ChildPlan,
+        tasks: Vec<(OwnedFd, std::path::PathBuf)>,
+    ) {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let Some(ours) = &self.ours else { return };
+        let fds: Vec<RawFd> = tasks.iter().map(|(f, _)| f.as_raw_fd()).collect();
+        plan.cgroup_task_paths = tasks.iter().map(|(_, p)| p.display().to_string()).collect();
+        let kind = msg::CGROUPS.to_ne_bytes();
+        let iov = [std::io::IoSlice::new(&kind)];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let r = sendmsg::<()>(ours.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None);
+        if let Err(e) = r {
+            log::debug!("init {}: handing over the cgroup files: {e}", self.pid);
         }
     }
+
+    /// Drives the init through its set-up until it is ready.
+    pub(crate) fn drive(mut self, plan: &ChildPlan, cb: &Callbacks<'_>) -> Result<Spawned, Error> {
+        let pid = self.pid;
+        let ours = self.ours.take().expect("driven once");
+        let mut init_pid = pid;
+        let res = crate::cgroups::join_paths(&self.late_join, pid)
+            .map_err(Error::from)
+            .and_then(|()| drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid));
+        match res {
+            Ok(()) => {
+                self.pid = 0;
+                Ok(Spawned {
+                    pid: init_pid,
+                    sync: ours,
+                })
+            }
+            Err(e) => {
+                if init_pid != pid {
+                    kill_and_reap(init_pid);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Cloned {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            kill_and_reap(self.pid);
+        }
+    }
+}
+
+fn kill_and_reap(pid: i32) {
+    // SAFETY: signalling and reaping our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = sys::waitpid(pid);
 }
 
 fn drive(

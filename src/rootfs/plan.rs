@@ -96,6 +96,26 @@ pub(crate) struct MountOp {
     pub tree_flags: c_ulong,
 }
 
+impl MountOp {
+    /// Whether this mount can be made before the init joins its cgroups:
+    /// a pseudo filesystem, or a bind of anything but the cgroup tree. A
+    /// cgroup mount needs the container's cgroup (and its namespace), a
+    /// block device the cgroup's device rules.
+    fn independent_of_cgroups(&self) -> bool {
+        const PSEUDO: &[&[u8]] = &[b"proc", b"sysfs", b"tmpfs", b"devpts", b"mqueue"];
+        if !self.children.is_empty() {
+            return false;
+        }
+        match &self.fstype {
+            Some(t) => PSEUDO.contains(&t.to_bytes()),
+            None => !self
+                .source
+                .as_ref()
+                .is_some_and(|s| s.to_bytes().starts_with(b"/sys/fs/cgroup")),
+        }
+    }
+}
+
 /// A device node to create (or bind from the host in a user namespace).
 #[derive(Debug)]
 pub(crate) struct DeviceOp {
@@ -127,6 +147,10 @@ pub(crate) struct RootfsPlan {
     pub dev_dir: PathPlan,
     pub masked: Vec<CString>,
     pub readonly_paths: Vec<CString>,
+    /// `mounts[..cgroup_at]` touch nothing that depends on the
+    /// container's cgroup: an init that joins its v1 cgroups late (see
+    /// `ChildPlan::late_cgroups`) mounts them first, then joins.
+    pub cgroup_at: usize,
 }
 
 const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
@@ -161,6 +185,7 @@ impl RootfsPlan {
             dev_dir: PathPlan::new(Path::new("/dev")),
             masked: Vec::new(),
             readonly_paths: Vec::new(),
+            cgroup_at: 0,
         }
     }
 
@@ -293,7 +318,12 @@ impl RootfsPlan {
         }
         let paths =
             |v: &Option<Vec<String>>| v.iter().flatten().map(|p| cstr(p.as_str())).collect();
+        let cgroup_at = mounts
+            .iter()
+            .position(|m| !m.independent_of_cgroups())
+            .unwrap_or(mounts.len());
         Ok(RootfsPlan {
+            cgroup_at,
             rootfs: path_cstr(rootfs),
             parent_mount: path_cstr(&parent_mount(host.mountinfo, rootfs)),
             propagation: propagation.unwrap_or(libc::MS_SLAVE | libc::MS_REC),

@@ -429,7 +429,12 @@ fn locked_flags(fd: RawFd) -> libc::c_ulong {
 
 /// Mounts every `mounts` entry, in order.
 pub(crate) fn mount_all(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
-    plan.mounts.iter().try_for_each(|m| mount_one(root, m))
+    mount_some(&plan.mounts, root)
+}
+
+/// Makes the given mounts, in order.
+pub(crate) fn mount_some(mounts: &[MountOp], root: RawFd) -> Result<(), Fail> {
+    mounts.iter().try_for_each(|m| mount_one(root, m))
 }
 
 fn create_device(root: RawFd, d: &DeviceOp) -> Result<(), Errno> {
