@@ -172,6 +172,9 @@ fn run_forwards_signals() {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
+    // The main thread forwards (a signalfd and a pidfd): no thread.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    assert!(status.contains("\nThreads:\t1\n"), "{status}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();

@@ -187,7 +187,7 @@ impl Exec {
             return Ok(0);
         }
         let fg = Foreground::attach(&c, sigs, console)?;
-        let code = c.wait()?;
+        let code = fg.wait(&c)?;
         fg.finish();
         Ok(code)
     }

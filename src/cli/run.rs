@@ -51,6 +51,11 @@ pub(super) fn forwarded() -> nix::sys::signal::SigSet {
 /// A container process in the foreground: rcrun's signals go to it and
 /// its terminal, if any, is copied to and from rcrun's stdio.
 pub(super) struct Foreground {
+    pid: i32,
+    /// The blocked signals as a signalfd, and the process as a pidfd:
+    /// [`Foreground::wait`] forwards the one until the other is readable,
+    /// on the main thread. Without pidfds (Linux < 5.3) a thread forwards.
+    fds: Option<(nix::sys::signalfd::SignalFd, OwnedFd)>,
     proxy: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -63,12 +68,22 @@ impl Foreground {
         console: Option<OwnedFd>,
     ) -> Result<Foreground> {
         let pid = c.pid();
-        std::thread::spawn(move || loop {
-            if let Ok(s) = sigs.wait() {
-                // SAFETY: plain kill of the container's process.
-                unsafe { libc::kill(pid, s as i32) };
-            }
+        let fds = pidfd(pid).and_then(|p| {
+            let flags = nix::sys::signalfd::SfdFlags::SFD_CLOEXEC
+                | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK;
+            Some((
+                nix::sys::signalfd::SignalFd::with_flags(&sigs, flags).ok()?,
+                p,
+            ))
         });
+        if fds.is_none() {
+            std::thread::spawn(move || loop {
+                if let Ok(s) = sigs.wait() {
+                    // SAFETY: plain kill of the container's process.
+                    unsafe { libc::kill(pid, s as i32) };
+                }
+            });
+        }
         let proxy = match console.filter(|_| c.terminal()) {
             Some(sock) => {
                 let master = rcrun::console::recv_pty(&sock)?;
@@ -76,7 +91,35 @@ impl Foreground {
             }
             None => None,
         };
-        Ok(Foreground { proxy })
+        Ok(Foreground { pid, fds, proxy })
+    }
+
+    /// Forwards signals until the process exits; returns its status as
+    /// [`rcrun::Container::wait`] does.
+    pub(super) fn wait(&self, c: &rcrun::Container) -> Result<i32> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        if let Some((sfd, pidfd)) = &self.fds {
+            loop {
+                let mut p = [
+                    PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut p, PollTimeout::NONE) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(std::io::Error::from(e).into()),
+                    Ok(_) => {}
+                }
+                if p[0].any().unwrap_or(true) {
+                    break;
+                }
+                while let Ok(Some(info)) = sfd.read_signal() {
+                    // SAFETY: plain kill of the container's process.
+                    unsafe { libc::kill(self.pid, info.ssi_signo as i32) };
+                }
+            }
+        }
+        Ok(c.wait()?)
     }
 
     /// Drains what the process wrote before its pty closed.
@@ -85,6 +128,15 @@ impl Foreground {
             let _ = p.join();
         }
     }
+}
+
+/// A pidfd for `pid` (readable once it exits), if the kernel has them.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags; a new fd is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above: a fresh fd (pidfds are close-on-exec).
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 impl Run {
@@ -115,7 +167,7 @@ impl Run {
             return Ok(0);
         }
         let fg = Foreground::attach(&c, sigs, console)?;
-        let code = c.wait()?;
+        let code = fg.wait(&c)?;
         if !self.keep {
             rt.delete(&id, true)?;
         }
