@@ -717,9 +717,10 @@ impl Runtime {
             // drops `cloned`, which kills it.
             cg.make(inner, Part::Legacy)?;
             apply(cg)?;
+            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
+            // While the init joins them.
             rec.cgroup = cg.clone();
             entry.write(&rec)?;
-            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
         }
         let spawned = cloned.drive(&plan, &callbacks)?;
         drop((fifo_fd, err_fd, console));

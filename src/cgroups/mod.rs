@@ -422,6 +422,15 @@ impl CgroupSet {
             if !self.in_part(i, part) {
                 continue;
             }
+            // A v1 leaf (known from the mount table): its `tasks` file,
+            // opened by path. A record from before `controllers` was kept
+            // says nothing: the directory's filesystem tells.
+            if i < self.controllers.len() && !self.is_unified(i) {
+                let t = leaf.join("tasks");
+                let f = fs::File::options().write(true).open(&t).map_err(io(&t))?;
+                j.tasks.push((f.into(), t));
+                continue;
+            }
             let dir = fs::File::options()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
