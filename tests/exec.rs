@@ -239,28 +239,7 @@ fn exec_into_a_user_namespace() {
 fn exec_forwards_signals_and_returns_the_exit_status() {
     let c = Ct::new("sleep 100");
     c.start();
-    let mut child = c
-        .cmd(&[
-            "exec",
-            &c.id,
-            "sh",
-            "-c",
-            "trap 'echo term; exit 9' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let st = child.wait().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut r, &mut rest).unwrap();
-    assert_eq!(rest.trim(), "term");
-    assert_eq!(st.code(), Some(9));
+    let exec = c.cmd(&["exec", &c.id, "sh", "-c", &sigterm_script(9)]);
+    assert_forwards_sigterm(exec, 9, |_| {});
     assert_ok(&c.rcrun(&["delete", "-f", &c.id]));
 }

@@ -159,29 +159,15 @@ fn run_detached_and_keep() {
 
 #[test]
 fn run_forwards_signals() {
-    let c = Ct::new("trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    let c = Ct::new(&sigterm_script(7));
     c.write_config();
     let b = c.bundle();
-    let mut child = c
-        .cmd(&["run", "-b", b.to_str().unwrap(), &c.id])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    // The main thread forwards (a signalfd and a pidfd): no thread.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    assert!(status.contains("\nThreads:\t1\n"), "{status}");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let st = child.wait().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut r, &mut rest).unwrap();
-    assert_eq!(rest.trim(), "term");
-    assert_eq!(st.code(), Some(7));
+    let run = c.cmd(&["run", "-b", b.to_str().unwrap(), &c.id]);
+    assert_forwards_sigterm(run, 7, |pid| {
+        // The main thread forwards (a signalfd and a pidfd): no thread.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(status.contains("\nThreads:\t1\n"), "{status}");
+    });
 }
 
 #[test]

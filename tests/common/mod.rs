@@ -312,3 +312,30 @@ impl Ct {
         assert_ok(&self.rcrun(&["start", &self.id]));
     }
 }
+
+/// The script of a container process that [`assert_forwards_sigterm`]
+/// signals: it prints `ready`, and on SIGTERM `term`, and exits with `code`.
+pub fn sigterm_script(code: i32) -> String {
+    format!("trap 'echo term; exit {code}' TERM; echo ready; while :; do sleep 0.05; done")
+}
+
+/// Spawns `cmd` (an rcrun `run` or `exec` of [`sigterm_script`]), waits
+/// for `ready`, lets `at_ready` look at rcrun's pid, then sends rcrun
+/// SIGTERM and checks that the container's process got it: it printed
+/// `term` and rcrun exits with the process's status, `code`.
+pub fn assert_forwards_sigterm(mut cmd: Command, code: i32, at_ready: impl FnOnce(u32)) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    at_ready(child.id());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut r, &mut rest).unwrap();
+    assert_eq!(rest.trim(), "term");
+    assert_eq!(st.code(), Some(code));
+}
