@@ -627,7 +627,7 @@ impl Runtime {
         cg: &mut CgroupSet,
         inner: &Path,
         mut plan: ChildPlan,
-        apply: impl Fn(&CgroupSet) -> Result<()> + Sync,
+        apply: impl Fn(&CgroupSet) -> Result<()>,
         at_once: bool,
     ) -> Result<(Container, Option<Pending>)> {
         let id = entry.id();
@@ -711,36 +711,17 @@ impl Runtime {
             state: &state_json,
             runtime_hooks: &runtime_hooks,
         };
-        let cloned = if plan.late_cgroups {
-            // A second thread makes the v1 cgroups while this one clones
-            // the init (the network namespace alone takes half a
-            // millisecond) and the init mounts; they meet when the init
-            // needs its cgroups. The init is a copy of this thread only
-            // and runs async-signal-safe code (process::child).
-            let unified = cg.clone();
-            let (cloned, tasks) = std::thread::scope(|s| {
-                let worker = s.spawn(|| -> Result<Vec<(OwnedFd, PathBuf)>> {
-                    cg.make(inner, Part::Legacy)?;
-                    apply(cg)?;
-                    Ok(cg.open_join(Part::Legacy)?.tasks)
-                });
-                let cloned = spawn::clone_init(&mut plan, &unified, &callbacks);
-                let tasks = worker
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (cloned, tasks)
-            });
-            // On an error, `create_with` removes what the worker made;
-            // dropping `cloned` kills the init.
-            let cloned = cloned?;
-            cloned.send_cgroups(&mut plan, tasks?);
+        let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
+        if plan.late_cgroups {
+            // The init mounts meanwhile (on the other CPU); an error here
+            // drops `cloned`, which kills it.
+            cg.make(inner, Part::Legacy)?;
+            apply(cg)?;
+            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
             // While the init joins them.
             rec.cgroup = cg.clone();
             entry.write(&rec)?;
-            cloned
-        } else {
-            spawn::clone_init(&mut plan, cg, &callbacks)?
-        };
+        }
         let spawned = cloned.drive(&plan, &callbacks)?;
         drop((fifo_fd, err_fd, console));
         let pid = spawned.pid;
