@@ -564,9 +564,6 @@ impl Runtime {
         } else {
             self.make_cgroups(&hier, &inner, linux)?
         };
-        if !maybe_late {
-            apply(cg)?;
-        }
         let mut plan = ChildPlan::build(
             b,
             id,
@@ -585,8 +582,10 @@ impl Runtime {
         if plan.late_cgroups {
             // CLONE_INTO_CGROUP needs the cgroup2 leaf before the clone.
             cg.make(&inner, Part::Unified)?;
-        } else if maybe_late {
-            cg.make(&inner, Part::All)?;
+        } else {
+            if maybe_late {
+                cg.make(&inner, Part::All)?;
+            }
             apply(cg)?;
         }
         self.create_spawn(entry, b, opts, cg, &inner, plan, apply, at_once)
