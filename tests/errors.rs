@@ -183,6 +183,31 @@ fn help_reads_like_runcs() {
     ] {
         assert!(h.contains(cmd), "--help lacks {cmd}");
     }
+    // runc's opening: the name and what it is, then how to start one.
+    assert!(
+        h.starts_with("rcrun - a fast, runc-compatible OCI container runtime\n"),
+        "{h}"
+    );
+    assert!(
+        h.contains("# rcrun run [ -b bundle ] <container-id>"),
+        "{h}"
+    );
+    // Subcommand flags are built on demand (clap's defer): they must
+    // still be there for the subcommand's own help and parsing.
+    let o = std::process::Command::new(RCRUN)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let h = stdout(&o);
+    for flag in [
+        "--bundle",
+        "--detach",
+        "--pid-file",
+        "--console-socket",
+        "--keep",
+    ] {
+        assert!(h.contains(flag), "run --help lacks {flag}: {h}");
+    }
 }
 
 #[test]

@@ -33,6 +33,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `rcrun --version`, in runc's format (dockerd and containerd parse it).
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("RCRUN_COMMIT"),
+    // oci_spec::runtime::VERSION, which concat! cannot take.
+    "\nspec: 1.1.0"
+);
+
 /// rcrun - a fast, runc-compatible OCI container runtime
 ///
 /// rcrun is a command line client for running applications packaged
@@ -53,16 +63,6 @@ use clap::{Args, Parser, Subcommand};
 /// that you are starting. The name you provide for the container instance
 /// must be unique on your host. Providing the bundle directory using "-b"
 /// is optional. The default value for "bundle" is the current directory.
-/// `rcrun --version`, in runc's format (dockerd and containerd parse it).
-const VERSION: &str = concat!(
-    "version ",
-    env!("CARGO_PKG_VERSION"),
-    "\ncommit: ",
-    env!("RCRUN_COMMIT"),
-    // oci_spec::runtime::VERSION, which concat! cannot take.
-    "\nspec: 1.1.0"
-);
-
 #[derive(Debug, Parser)]
 #[command(
     name = "rcrun",
@@ -81,25 +81,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags that go before the subcommand.
+// Flags that go before the subcommand (a plain comment: a doc comment
+// here would replace the program's description in --help).
 #[derive(Debug, Args)]
 pub struct Global {
     /// Root directory for storage of container state (this should be
     /// located in tmpfs) [default: /run/rcrun, or $XDG_RUNTIME_DIR/rcrun
     /// for a non-root user]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Set the log file to write rcrun logs to (default is stderr)
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Set the log format ('text' (default), or 'json')
-    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: log::Format,
     /// Enable debug logging
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
     /// Enable systemd cgroup support: cgroupsPath is slice:prefix:name
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub systemd_cgroup: bool,
     /// Ignore cgroup permission errors ('true', 'false', or 'auto')
     #[arg(long, value_name = "VALUE", default_value = "auto",
@@ -131,7 +132,11 @@ impl Global {
     }
 }
 
+// The subcommands. `defer`: each one's flags are built only when it is
+// the one being run (or its help is shown); building all of them cost
+// every `run` about 50 page faults of help text it never prints.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container
     Create(create::Create),
