@@ -451,13 +451,14 @@ impl Runtime {
     pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
         let (c, pending) = self.create_with(id, bundle, opts, true)?;
         let res = match pending {
-            Some(p) => p.release(),
-            None => Ok(()),
-        }
-        .and_then(|()| {
-            let rec = self.store.open(id)?.read()?;
-            self.started(id, &rec)
-        });
+            Some(p) => p.release().and_then(|rec| self.started(id, &rec)),
+            None => self
+                .store
+                .open(id)
+                .and_then(|e| e.read())
+                .map_err(Error::from)
+                .and_then(|rec| self.started(id, &rec)),
+        };
         if let Err(e) = res {
             let _ = self.delete(id, true);
             return Err(e);
@@ -752,7 +753,7 @@ impl Runtime {
             pid,
             terminal,
         };
-        Ok((c, at_once.then_some(Pending { plan, spawned })))
+        Ok((c, at_once.then_some(Pending { plan, spawned, rec })))
     }
 
     /// Starts the user process of a created container and returns once it
@@ -818,12 +819,14 @@ impl Runtime {
             .into());
         }
         log::debug!("container {id}: started");
+        // runtime.md: a failing poststart hook is an error and stops the container.
+        let Some(poststart) = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref()) else {
+            return Ok(());
+        };
         let mut st = rec.state.clone();
         st.status = Status::Running;
         let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
-        // runtime.md: a failing poststart hook is an error and stops the container.
-        let poststart = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref());
-        if let Err(e) = hooks::run_all("poststart", poststart, &json) {
+        if let Err(e) = hooks::run_all("poststart", Some(poststart), &json) {
             let _ = kill_and_wait(rec);
             return Err(e.into());
         }
@@ -960,19 +963,23 @@ fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
 struct Pending {
     plan: ChildPlan,
     spawned: spawn::Spawned,
+    /// The record as written at the end of `create` (`run` needs it
+    /// again and need not read it back).
+    rec: Record,
 }
 
 impl Pending {
     /// Lets the init run the startContainer hooks and exec the program;
     /// returns once it has exec'd (the socket closes) or failed.
-    fn release(self) -> Result<()> {
+    /// Returns the container's record.
+    fn release(self) -> Result<Record> {
         spawn::send_go(self.spawned.sync.as_raw_fd(), &[])?;
         let r = spawn::confirm_exec(&self.plan, &self.spawned);
         if r.is_err() {
             // It died before the exec: reap it.
             let _ = sys::waitpid(self.spawned.pid);
         }
-        r
+        r.map(|()| self.rec)
     }
 }
 
