@@ -12,6 +12,8 @@
 #   exec    `exec` of /bin/true into a running container
 #   par50   50 containers `run` 8 at a time (each deleted): wall time
 #   rss     peak RSS of `run` (GNU time %M; max and median over runs)
+#   floor   `run` again, rcrun's variants against the unshare floor only,
+#           with the cgroup warmer (below) paused
 #
 # with the floors (no runtime) in the same hyperfine runs: the same
 # namespaces and chroot with `unshare` alone, `nsenter` into a running
@@ -42,7 +44,7 @@
 #                               gets rcrun's flags when NAME starts with rcrun
 #   RUNS=30 WARMUP=3            hyperfine runs for run, csd and exec
 #   PAR_RUNS=10 RSS_RUNS=10     runs of the 50-container and RSS scenarios
-#   SCENARIOS="run csd exec par50 rss"
+#   SCENARIOS="run csd exec par50 rss floor"
 #   WARM=1                      keep the kernel's cgroup migration lock
 #                               "hot" (see below); WARM=0 to measure without
 #   GAP_MS=0                    idle time before each timed run of every
@@ -58,6 +60,14 @@
 # between two cgroups under /rcrunbench every 4 ms, so no runtime waits
 # and the table shows each runtime's own work; WARM=0 GAP_MS=100 shows
 # what an isolated container start costs, grace period included.
+# The warmer is there for the runtimes that move the init with cgroup.procs
+# (crun and runc). rcrun does not (CLONE_INTO_CGROUP on cgroup2, a `tasks`
+# write of the one thread on v1), and neither does unshare, so the floor
+# scenario, which compares only those two, pauses it: its wake-ups every
+# 4 ms take CPU time, and its cgroup.procs writes hold the kernel's
+# cgroup_mutex, sometimes for a whole grace period, while rcrun waits to
+# make or remove its cgroups (this machine: +0.45 ms on rcrun's median,
+# +1 ms on its mean, nothing on the floor's).
 #   RCRUN=/path/to/rcrun        skip the build and use this binary
 #   OUT=DIR                     keep hyperfine's JSON and the table there
 #
@@ -107,7 +117,7 @@ RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 PAR_RUNS=${PAR_RUNS:-10}
 RSS_RUNS=${RSS_RUNS:-10}
-SCENARIOS=${SCENARIOS:-run csd exec par50 rss}
+SCENARIOS=${SCENARIOS:-run csd exec par50 rss floor}
 OUT=${OUT:-$W/out}
 mkdir -p "$OUT" "$W/b" "$W/n" "$W/state"
 mount -t tmpfs -o mode=0711 rcrunbench-state "$W/state"
@@ -216,7 +226,11 @@ HF="hyperfine --style basic --warmup $WARMUP --runs $RUNS"
 GAP_MS=${GAP_MS:-0}
 PREP=""
 [ "$GAP_MS" -gt 0 ] && PREP="sleep $(awk -v m="$GAP_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
-UNSHARE="unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot $ROOTFS /bin/true"
+# The floor gets the namespaces the config asks for, as the runtimes do.
+NSFLAGS=$(jq -r '[.linux.namespaces[].type | {pid: "--pid", network: "--net",
+    ipc: "--ipc", uts: "--uts", mount: "--mount", cgroup: "--cgroup", user: "--user"}[.]
+    // empty] | join(" ")' "$W/template.json")
+UNSHARE="unshare --fork $NSFLAGS --mount-proc chroot $ROOTFS /bin/true"
 FAILED=""
 
 # hf SCENARIO ARGS...: one hyperfine run; JSON to $OUT/SCENARIO.json.
@@ -256,6 +270,17 @@ per_runtime() {
 # not wait in between (it would fork for the last command otherwise).
 if echo "$SCENARIOS" | grep -qw run; then
     per_runtime run 'exec $c run -b $b $id' "exec $UNSHARE"
+fi
+
+# Scenario 1 again, for the floor target: rcrun's variants and the unshare
+# floor only, the warmer paused (see the header).
+if echo "$SCENARIOS" | grep -qw floor; then
+    all=$RUNTIMES
+    RUNTIMES=$(for r in $all; do case $r in rcrun*) printf '%s ' "$r" ;; esac; done)
+    [ -n "$WARMER" ] && kill -STOP "$WARMER"
+    per_runtime floor 'exec $c run -b $b $id' "exec $UNSHARE"
+    [ -n "$WARMER" ] && kill -CONT "$WARMER"
+    RUNTIMES=$all
 fi
 
 # Scenario 2: create, start, delete -f.
@@ -326,13 +351,13 @@ given: $(for r in $RUNTIMES; do n=$(rt_name "$r"); printf '[%s: %s] ' "$n" "$(rt
 state: --root on a tmpfs (each runtime its own directory)
 config: namespaces $(jq -r '[.linux.namespaces[].type] | join(",")' "$W/template.json"); root read-only=$(jq .root.readonly "$W/template.json"); $(jq '.mounts | length' "$W/template.json") mounts; resources $(jq -c '.linux.resources // {}' "$W/template.json"); cgroupsPath /rcrunbench/<id>; args /bin/true
 ${HYBRID:+$HYBRID
-}cgroup migration lock: $(if [ -n "$WARMER" ]; then echo "kept hot by a helper (WARM=1): no runtime waits for an RCU grace period when it writes cgroup.procs"; else echo "not kept hot (WARM=0): a run may wait for an RCU grace period in its first cgroup.procs write"; fi)
+}cgroup migration lock: $(if [ -n "$WARMER" ]; then echo "kept hot by a helper (WARM=1): no runtime waits for an RCU grace period when it writes cgroup.procs; paused for the floor scenario (no cgroup.procs writer in it)"; else echo "not kept hot (WARM=0): a run may wait for an RCU grace period in its first cgroup.procs write"; fi)
 runs: $RUNS (+$WARMUP warm-up) for run/csd/exec, $PAR_RUNS for par50, $RSS_RUNS for rss${PREP:+; before each timed run: $PREP}
 
 | scenario | runtime | mean ms | ± stddev | min ms | ratio to fastest runtime | load avg |
 |---|---|---|---|---|---|---|
 EOF
-for s in run csd exec par50; do
+for s in run floor csd exec par50; do
     [ -f "$OUT/$s.json" ] || continue
     jq -r --arg s "$s" --arg load "$(cat "$OUT/$s.load")" '
         ([.results[] | select(.command | startswith("floor") | not) | .mean] | min) as $f
@@ -365,7 +390,11 @@ echo "targets:"
 for v in rcrun rcrun-ro; do
     echo " $RUNTIMES " | grep -q " $v " || continue
     for s in run csd exec; do check $v $s crun 0.8; check $v $s runc 0.5; done
-    check $v run "floor: unshare+chroot" 1.5
+    if [ -f "$OUT/floor.json" ]; then
+        check $v floor "floor: unshare+chroot" 1.5
+    else
+        check $v run "floor: unshare+chroot" 1.5
+    fi
     check $v par50 crun 0.8
     if [ -s "$OUT/rss.txt" ]; then
         awk -v v="$v" '{ if ($2 > m[$1]) m[$1] = $2 } END { if ((v in m) && ("crun" in m))
