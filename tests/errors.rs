@@ -160,13 +160,19 @@ fn systemd_cgroup_is_a_clear_error() {
     assert_clean(&c);
 }
 
+/// What `rcrun ARGS...` prints on stdout.
+fn rcrun_stdout(args: &[&str]) -> String {
+    stdout(
+        &std::process::Command::new(RCRUN)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn help_reads_like_runcs() {
-    let o = std::process::Command::new(RCRUN)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let h = stdout(&o);
+    let h = rcrun_stdout(&["--help"]);
     for cmd in [
         "create",
         "delete",
@@ -194,11 +200,7 @@ fn help_reads_like_runcs() {
     );
     // Subcommand flags are built on demand (clap's defer): they must
     // still be there for the subcommand's own help and parsing.
-    let o = std::process::Command::new(RCRUN)
-        .args(["run", "--help"])
-        .output()
-        .unwrap();
-    let h = stdout(&o);
+    let h = rcrun_stdout(&["run", "--help"]);
     for flag in [
         "--bundle",
         "--detach",
@@ -208,6 +210,28 @@ fn help_reads_like_runcs() {
     ] {
         assert!(h.contains(flag), "run --help lacks {flag}: {h}");
     }
+}
+
+#[test]
+fn global_flags_go_before_the_command_as_in_runc() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().to_str().unwrap();
+    let o = std::process::Command::new(RCRUN)
+        .args(["--root", root, "list", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = std::process::Command::new(RCRUN)
+        .args(["list", "-q", "--root", root])
+        .output()
+        .unwrap();
+    // A usage error, as runc's "flag provided but not defined: -root".
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unexpected argument '--root'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
