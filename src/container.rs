@@ -450,15 +450,7 @@ impl Runtime {
     /// As [`Runtime::create`] and [`Runtime::start`].
     pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
         let (c, pending) = self.create_with(id, bundle, opts, true)?;
-        let res = match pending {
-            Some(p) => p.release().and_then(|rec| self.started(id, &rec)),
-            None => self
-                .store
-                .open(id)
-                .and_then(|e| e.read())
-                .map_err(Error::from)
-                .and_then(|rec| self.started(id, &rec)),
-        };
+        let res = pending.release().and_then(|rec| self.started(id, &rec));
         if let Err(e) = res {
             let _ = self.delete(id, true);
             return Err(e);
@@ -472,7 +464,7 @@ impl Runtime {
         bundle: &Path,
         opts: CreateOptions,
         at_once: bool,
-    ) -> Result<(Container, Option<Pending>)> {
+    ) -> Result<(Container, Pending)> {
         crate::store::validate_id(id)?;
         if !opts.allow_unsealed && !crate::seal::is_sealed() {
             return Err(Error::Unsupported(
@@ -541,7 +533,7 @@ impl Runtime {
         opts: &CreateOptions,
         cg: &mut CgroupSet,
         at_once: bool,
-    ) -> Result<(Container, Option<Pending>)> {
+    ) -> Result<(Container, Pending)> {
         let id = entry.id();
         let linux = b.spec.linux().as_ref().expect("validated");
         // One read of the mount table: the cgroup layout and the
@@ -629,7 +621,7 @@ impl Runtime {
         mut plan: ChildPlan,
         apply: impl Fn(&CgroupSet) -> Result<()>,
         at_once: bool,
-    ) -> Result<(Container, Option<Pending>)> {
+    ) -> Result<(Container, Pending)> {
         let id = entry.id();
         let linux = b.spec.linux().as_ref().expect("validated");
         let min_fd = 3 + opts.preserve_fds;
@@ -753,7 +745,7 @@ impl Runtime {
             pid,
             terminal,
         };
-        Ok((c, at_once.then_some(Pending { plan, spawned, rec })))
+        Ok((c, Pending { plan, spawned, rec }))
     }
 
     /// Starts the user process of a created container and returns once it
@@ -958,8 +950,9 @@ fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
     })
 }
 
-/// A container created by `run`: its init waits for the go on the sync
-/// socket, which also reports a failed exec.
+/// A container just created. For `run`, its init waits for the go on the
+/// sync socket, which also reports a failed exec; `create` drops it (the
+/// init waits for `start` on the exec fifo instead).
 struct Pending {
     plan: ChildPlan,
     spawned: spawn::Spawned,
