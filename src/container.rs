@@ -721,11 +721,7 @@ impl Runtime {
             "container {id}: init {pid} is waiting for start (cgroup {:?})",
             cg.leaves
         );
-        let kill = || {
-            // SAFETY: killing and reaping our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = sys::waitpid(pid);
-        };
+        let kill = || spawn::kill_and_reap(pid);
         state.status = Status::Created;
         state.pid = pid;
         rec.state = state.clone();

@@ -253,7 +253,8 @@ impl Drop for Cloned {
     }
 }
 
-fn kill_and_reap(pid: i32) {
+/// Kills child `pid` and waits for it.
+pub(crate) fn kill_and_reap(pid: i32) {
     // SAFETY: signalling and reaping our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let _ = sys::waitpid(pid);
