@@ -5,7 +5,7 @@
 //! are serialised by a lock on its state directory.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -87,6 +87,12 @@ impl Container {
     /// The container's process has a terminal (`process.terminal`).
     pub fn terminal(&self) -> bool {
         self.terminal
+    }
+
+    /// A pidfd of the init process (readable once it exits, a safe
+    /// target for signals), or None on kernels without pidfds (< 5.3).
+    pub fn pidfd(&self) -> Option<OwnedFd> {
+        sys::pidfd(self.pid).ok()
     }
 
     /// Waits for the init process to exit; returns its exit status, or
@@ -1049,10 +1055,8 @@ fn signal_init(rec: &Record, signal: i32) -> Result<()> {
     let pid = rec.state.pid;
     // pidfd: the signal reaches this process even if the pid is recycled
     // between the liveness check and the kill.
-    let pidfd = sys::pidfd_open(pid)
+    let pidfd = sys::pidfd(pid)
         .map_err(|e| Error::io(format!("pid {pid}"), std::io::Error::from_raw_os_error(e)))?;
-    // SAFETY: pidfd_open returned a new fd that we own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     if !alive(rec) {
         return Err(Error::InvalidStatus {
             id: rec.state.id.clone(),
@@ -1129,10 +1133,7 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
         return Ok(());
     }
     let pid = rec.state.pid;
-    let pidfd = sys::pidfd_open(pid).ok().map(|fd| {
-        // SAFETY: pidfd_open returned a new fd that we own.
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    });
+    let pidfd = sys::pidfd(pid).ok();
     signal_all(rec, libc::SIGKILL)?;
     if let Some(fd) = pidfd {
         if !sys::poll_in(fd.as_raw_fd(), 10_000).unwrap_or(true) {

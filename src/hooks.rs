@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -93,10 +93,8 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         let _ = stdin.write_all(state);
     }
     if let Some(secs) = hook.timeout().filter(|t| *t > 0) {
-        let pidfd = sys::pidfd_open(child.id() as i32)
+        let pidfd = sys::pidfd(child.id() as i32)
             .map_err(|e| spawn_err(std::io::Error::from_raw_os_error(e)))?;
-        // SAFETY: pidfd_open returned a new fd that we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         let ms = (secs.saturating_mul(1000)).min(i32::MAX as i64) as i32;
         if !sys::poll_in(pidfd.as_raw_fd(), ms).unwrap_or(true) {
             let _ = child.kill();

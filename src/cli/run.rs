@@ -68,7 +68,7 @@ impl Foreground {
         console: Option<OwnedFd>,
     ) -> Result<Foreground> {
         let pid = c.pid();
-        let fds = pidfd(pid).and_then(|p| {
+        let fds = c.pidfd().and_then(|p| {
             let flags = nix::sys::signalfd::SfdFlags::SFD_CLOEXEC
                 | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK;
             Some((
@@ -128,15 +128,6 @@ impl Foreground {
             let _ = p.join();
         }
     }
-}
-
-/// A pidfd for `pid` (readable once it exits), if the kernel has them.
-fn pidfd(pid: i32) -> Option<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes a pid and flags; a new fd is ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: as above: a fresh fd (pidfds are close-on-exec).
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 impl Run {

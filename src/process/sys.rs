@@ -192,6 +192,13 @@ pub(crate) fn fork_into(flags: c_int, cgroup: RawFd) -> Result<libc::pid_t, Errn
     }
 }
 
+/// [`pidfd_open`], owned.
+pub(crate) fn pidfd(pid: libc::pid_t) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    pidfd_open(pid).map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> Result<RawFd, Errno> {
     // SAFETY: plain syscall with integer arguments.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
