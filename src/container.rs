@@ -493,11 +493,9 @@ impl Runtime {
             }
             .into());
         }
-        // Made meanwhile on the other CPU (see namespaces::EarlyNet).
-        let net = namespaces::EarlyNet::start(&b.spec, self.is_rootless());
         let entry = self.store.create(id)?;
         let mut cg = CgroupSet::default();
-        match self.create_in(&entry, &b, &opts, &mut cg, net, at_once) {
+        match self.create_in(&entry, &b, &opts, &mut cg, at_once) {
             Ok(c) => Ok(c),
             Err(e) => {
                 let _ = cg.remove();
@@ -540,7 +538,6 @@ impl Runtime {
         b: &Bundle,
         opts: &CreateOptions,
         cg: &mut CgroupSet,
-        net: Option<namespaces::EarlyNet>,
         at_once: bool,
     ) -> Result<(Container, Pending)> {
         let id = entry.id();
@@ -590,7 +587,7 @@ impl Runtime {
             }
             apply(cg)?;
         }
-        self.create_spawn(entry, b, opts, cg, &inner, plan, apply, net, at_once)
+        self.create_spawn(entry, b, opts, cg, &inner, plan, apply, at_once)
     }
 
     /// The container's cgroups, made now (see `create_in`).
@@ -629,7 +626,6 @@ impl Runtime {
         inner: &Path,
         mut plan: ChildPlan,
         apply: impl Fn(&CgroupSet) -> Result<()>,
-        net: Option<namespaces::EarlyNet>,
         at_once: bool,
     ) -> Result<(Container, Pending)> {
         let id = entry.id();
@@ -713,26 +709,13 @@ impl Runtime {
             state: &state_json,
             runtime_hooks: &runtime_hooks,
         };
-        // The network namespace made ahead: with the cgroups when they
-        // come late (the init mounts meanwhile), else joined first thing.
-        let mut net = net;
-        if plan.late_cgroups && net.is_some() {
-            plan.net_comes_late();
-        } else if let Some(fd) = net.take().and_then(namespaces::EarlyNet::finish) {
-            plan.adopt_net(fd);
-        }
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
         if plan.late_cgroups {
             // The init mounts meanwhile (on the other CPU); an error here
             // drops `cloned`, which kills it.
             cg.make(inner, Part::Legacy)?;
             apply(cg)?;
-            let net = match net.map(namespaces::EarlyNet::finish) {
-                None => spawn::LateNet::None,
-                Some(Some(fd)) => spawn::LateNet::Join(fd),
-                Some(None) => spawn::LateNet::Unshare,
-            };
-            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks, net);
+            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
             // While the init joins them.
             rec.cgroup = cg.clone();
             entry.write(&rec)?;

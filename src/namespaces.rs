@@ -8,17 +8,6 @@
 //! forks once more when the pid or time namespace only applies to its
 //! children; that grandchild is created with `CLONE_PARENT` so that the
 //! runtime stays its parent.
-//!
-//! A new network namespace is the dearest of them to make (about 0.5 ms
-//! here: the loopback device, the per-namespace sysctl tables), and
-//! `clone(2)` would make it in the runtime's own time, after the runtime
-//! has read the config, planned the mounts and made the state directory.
-//! [`EarlyNet`] makes it instead on a thread of its own as soon as the
-//! config is loaded, on the other CPU while the runtime does that work;
-//! the init then `setns(2)`s into it first thing, before it mounts
-//! anything. Only where the host's user namespace owns the network
-//! namespace either way (no user namespace in the config, not rootless);
-//! if the thread cannot make it, `clone(2)` does, as before.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -107,55 +96,6 @@ impl NamespacePlan {
             .iter()
             .map(|(f, t)| (f.as_raw_fd(), *t))
             .collect()
-    }
-}
-
-/// A new network namespace being made on a thread (see the module's
-/// documentation): [`EarlyNet::start`] once the config is loaded,
-/// [`EarlyNet::finish`] just before the clone, which is then made without
-/// `CLONE_NEWNET` (`ChildPlan::adopt_net`). Dropped unfinished (a failed
-/// create), the thread ends on its own and the namespace goes with its fd.
-#[derive(Debug)]
-pub(crate) struct EarlyNet(std::thread::JoinHandle<std::io::Result<OwnedFd>>);
-
-impl EarlyNet {
-    /// Starts making the network namespace `spec` asks for, when it asks
-    /// for a new one and the host's user namespace is to own it (the
-    /// config has no user namespace, and the caller is root). None
-    /// otherwise, or when no thread can be started.
-    pub(crate) fn start(spec: &Spec, rootless: bool) -> Option<EarlyNet> {
-        let nss = spec.linux().as_ref()?.namespaces().as_ref()?;
-        let new_net = nss.iter().any(|n| {
-            n.typ() == LinuxNamespaceType::Network
-                && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
-        });
-        if !new_net || rootless || nss.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
-            return None;
-        }
-        std::thread::Builder::new()
-            .name("rcrun-netns".into())
-            .stack_size(64 * 1024)
-            .spawn(|| {
-                // Moves this thread alone (the others keep theirs); the
-                // thread ends right after.
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
-                File::open("/proc/thread-self/ns/net").map(OwnedFd::from)
-            })
-            .ok()
-            .map(EarlyNet)
-    }
-
-    /// Waits for the namespace; None (the clone makes it) if the thread
-    /// could not make it.
-    pub(crate) fn finish(self) -> Option<OwnedFd> {
-        match self.0.join() {
-            Ok(Ok(fd)) => Some(fd),
-            Ok(Err(e)) => {
-                log::debug!("network namespace ahead of the clone: {e}");
-                None
-            }
-            Err(_) => None,
-        }
     }
 }
 

@@ -35,15 +35,8 @@ pub(crate) mod msg {
     /// `listenerPath`, then send GO.
     pub const SECCOMP_FD: u32 = 7;
     /// Runtime to an init that joins its v1 cgroups late: they exist now;
-    /// their `tasks` files ride along (SCM_RIGHTS), after the network
-    /// namespace to join when the next word is [`NET_JOIN`].
+    /// their `tasks` files ride along (SCM_RIGHTS).
     pub const CGROUPS: u32 = 8;
-    /// msg::CGROUPS's second word: no network namespace comes with it.
-    pub const NET_NONE: u32 = 0;
-    /// The first fd is the network namespace to join.
-    pub const NET_JOIN: u32 = 1;
-    /// The runtime could not make one: unshare a new one.
-    pub const NET_UNSHARE: u32 = 2;
 }
 
 /// A fixed-size message from the init process.
@@ -409,12 +402,11 @@ fn enter_cgroupns() -> Result<(), Fail> {
 pub(crate) const MAX_LATE_CGROUPS: usize = 32;
 
 /// Late cgroup join (`ChildPlan::late_cgroups`): waits for the runtime's
-/// msg::CGROUPS, joins (or makes) the network namespace that comes with
-/// it (`ChildPlan::late_net`), writes `0` (this thread, which takes no
-/// host-wide lock) to each `tasks` file, then enters the cgroup
+/// msg::CGROUPS, writes `0` (this thread, which takes no host-wide lock)
+/// to each `tasks` file that came with it, then enters the cgroup
 /// namespace, which is rooted where the process is at that moment.
 fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
-    let mut kind = [0u8; 8];
+    let mut kind = [0u8; 4];
     let mut iov = libc::iovec {
         iov_base: kind.as_mut_ptr().cast(),
         iov_len: kind.len(),
@@ -441,23 +433,12 @@ fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
         // SAFETY: _exit is always safe.
         unsafe { libc::_exit(1) };
     }
-    let word = |k: usize| u32::from_ne_bytes([kind[k], kind[k + 1], kind[k + 2], kind[k + 3]]);
-    let net = if n >= 8 { word(4) } else { msg::NET_NONE };
-    let mut res = if word(0) != msg::CGROUPS
-        || mh.msg_flags & libc::MSG_CTRUNC != 0
-        // Never go on in the host's network namespace.
-        || p.late_net == (net == msg::NET_NONE)
-    {
-        Err(libc::EPROTO).at(Stage::Sync, 0)
-    } else if net == msg::NET_UNSHARE {
-        // SAFETY: plain syscall.
-        check(unsafe { libc::unshare(libc::CLONE_NEWNET) })
-            .map(drop)
-            .at(Stage::Unshare, 0)
-    } else {
-        Ok(())
-    };
-    let mut net_fd = net == msg::NET_JOIN;
+    let mut res =
+        if u32::from_ne_bytes(kind) != msg::CGROUPS || mh.msg_flags & libc::MSG_CTRUNC != 0 {
+            Err(libc::EPROTO).at(Stage::Sync, 0)
+        } else {
+            Ok(())
+        };
     let mut i = 0u32;
     // SAFETY: the CMSG_* helpers walk the control buffer the kernel
     // filled in, within msg_controllen; the fds in it are ours now.
@@ -470,27 +451,15 @@ fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
                     / std::mem::size_of::<RawFd>();
                 for k in 0..count {
                     let fd = std::ptr::read_unaligned(data.add(k));
-                    if std::mem::take(&mut net_fd) {
-                        if res.is_ok() {
-                            res = check(libc::setns(fd, libc::CLONE_NEWNET))
-                                .map(drop)
-                                .at(Stage::Setns, 0);
-                        }
-                    } else {
-                        if res.is_ok() {
-                            res = sys::write_all(fd, b"0").at(Stage::CgroupJoin, i);
-                        }
-                        i += 1;
+                    if res.is_ok() {
+                        res = sys::write_all(fd, b"0").at(Stage::CgroupJoin, i);
                     }
                     close(fd);
+                    i += 1;
                 }
             }
             c = libc::CMSG_NXTHDR(&mh, c);
         }
-    }
-    if net_fd {
-        // NET_JOIN without an fd.
-        res = res.and(Err(libc::EPROTO).at(Stage::Sync, 0));
     }
     res?;
     if p.ns.new_cgroup {

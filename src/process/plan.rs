@@ -95,11 +95,6 @@ pub(crate) struct ChildPlan {
     /// (msg::CGROUPS); the init writes itself to each and only then
     /// enters its cgroup namespace. The two CPUs' worth of set-up overlap.
     pub late_cgroups: bool,
-    /// With `late_cgroups`: the init's network namespace comes with the
-    /// cgroups (msg::CGROUPS), made meanwhile on a thread of the runtime
-    /// ([`crate::namespaces::EarlyNet`]); the clone makes none. Set by
-    /// [`ChildPlan::net_comes_late`].
-    pub late_net: bool,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
     pub console_fd: RawFd,
@@ -199,28 +194,6 @@ impl ChildPlan {
             || self.ns.fork
             || !self.create_container.is_empty()
             || !self.start_container.is_empty()
-    }
-
-    /// Has the init join `net`, a new network namespace made ahead of the
-    /// clone ([`crate::namespaces::EarlyNet`]), instead of making one: it
-    /// `setns(2)`s into it before anything else it joins or mounts. The
-    /// plan keeps the fd open until the init is cloned.
-    pub(crate) fn adopt_net(&mut self, net: std::os::fd::OwnedFd) {
-        use std::os::fd::AsRawFd;
-        self.ns.clone_flags &= !libc::CLONE_NEWNET;
-        self.ns.unshare_flags &= !libc::CLONE_NEWNET;
-        self.join_fds
-            .insert(0, (net.as_raw_fd(), libc::CLONE_NEWNET));
-        self.ns.joins.push((net, libc::CLONE_NEWNET));
-    }
-
-    /// Has an init that joins its cgroups late get its network namespace
-    /// with them (see `late_net`) instead of making one at the clone.
-    pub(crate) fn net_comes_late(&mut self) {
-        debug_assert!(self.late_cgroups);
-        self.ns.clone_flags &= !libc::CLONE_NEWNET;
-        self.ns.unshare_flags &= !libc::CLONE_NEWNET;
-        self.late_net = true;
     }
 
     /// Whether the init can join its v1 cgroups late: it builds a rootfs
@@ -343,7 +316,6 @@ impl ChildPlan {
             go_after_ready: false,
             ns_handshake: true,
             late_cgroups: false,
-            late_net: false,
             err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),

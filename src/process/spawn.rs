@@ -197,44 +197,20 @@ pub(crate) fn clone_init(
     })
 }
 
-/// The network namespace that goes with the cgroups to an init that
-/// gets it late (`ChildPlan::late_net`).
-#[derive(Debug)]
-pub(crate) enum LateNet {
-    /// The init made its own at the clone.
-    None,
-    /// Made ahead ([`crate::namespaces::EarlyNet`]): the init joins it.
-    Join(OwnedFd),
-    /// Could not be made ahead: the init makes one.
-    Unshare,
-}
-
 impl Cloned {
     /// Hands an init that joins its v1 cgroups late the `tasks` files to
-    /// write itself to (see `ChildPlan::late_cgroups`), and its network
-    /// namespace when it comes late. A failure here is not reported: the
-    /// init then fails, and [`Cloned::drive`] says why.
+    /// write itself to (see `ChildPlan::late_cgroups`). A failure here is
+    /// not reported: the init then fails, and [`Cloned::drive`] says why.
     pub(crate) fn send_cgroups(
         &self,
         plan: &mut ChildPlan,
         tasks: Vec<(OwnedFd, std::path::PathBuf)>,
-        net: LateNet,
     ) {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let Some(ours) = &self.ours else { return };
-        let (word, net_fd) = match &net {
-            LateNet::None => (msg::NET_NONE, None),
-            LateNet::Join(fd) => (msg::NET_JOIN, Some(fd.as_raw_fd())),
-            LateNet::Unshare => (msg::NET_UNSHARE, None),
-        };
-        let fds: Vec<RawFd> = net_fd
-            .into_iter()
-            .chain(tasks.iter().map(|(f, _)| f.as_raw_fd()))
-            .collect();
+        let fds: Vec<RawFd> = tasks.iter().map(|(f, _)| f.as_raw_fd()).collect();
         plan.cgroup_task_paths = tasks.iter().map(|(_, p)| p.display().to_string()).collect();
-        let mut kind = [0u8; 8];
-        kind[..4].copy_from_slice(&msg::CGROUPS.to_ne_bytes());
-        kind[4..].copy_from_slice(&word.to_ne_bytes());
+        let kind = msg::CGROUPS.to_ne_bytes();
         let iov = [std::io::IoSlice::new(&kind)];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         let r = sendmsg::<()>(ours.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None);

@@ -100,11 +100,9 @@ impl MountOp {
     /// Whether this mount can be made before the init joins its cgroups:
     /// a pseudo filesystem, or a bind of anything but the cgroup tree. A
     /// cgroup mount needs the container's cgroup (and its namespace), a
-    /// block device the cgroup's device rules, and sysfs the network
-    /// namespace, which may come with the cgroups (it shows the network
-    /// devices of the namespace it is mounted in; `ChildPlan::late_net`).
+    /// block device the cgroup's device rules.
     fn independent_of_cgroups(&self) -> bool {
-        const PSEUDO: &[&[u8]] = &[b"proc", b"tmpfs", b"devpts", b"mqueue"];
+        const PSEUDO: &[&[u8]] = &[b"proc", b"sysfs", b"tmpfs", b"devpts", b"mqueue"];
         if !self.children.is_empty() {
             return false;
         }
