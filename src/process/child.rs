@@ -180,8 +180,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // Join the container's v1 cgroups first, before this process uses
     // any resource: as the calling thread, which takes no host-wide lock.
     for (i, &fd) in p.cgroup_tasks.iter().enumerate() {
-        sys::write_all(fd, b"0").at(Stage::CgroupJoin, i as u32)?;
-        sys::close(fd);
+        join_tasks(fd, i as u32)?;
     }
     // Non-dumpable until the exec (which resets it for the user's
     // program): no container process can ptrace this one, or open its
@@ -389,6 +388,15 @@ fn build_container(
     Ok(())
 }
 
+/// Moves this thread into the cgroup whose `tasks` file is `fd` (the
+/// `i`th the init joins), writing `0`: the calling thread alone, which
+/// takes no host-wide lock. Closes `fd` either way.
+fn join_tasks(fd: RawFd, i: u32) -> Result<(), Fail> {
+    let r = sys::write_all(fd, b"0").at(Stage::CgroupJoin, i);
+    close(fd);
+    r
+}
+
 /// A new cgroup namespace, rooted at the cgroups this process is in.
 fn enter_cgroupns() -> Result<(), Fail> {
     // SAFETY: plain syscall.
@@ -452,9 +460,10 @@ fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
                 for k in 0..count {
                     let fd = std::ptr::read_unaligned(data.add(k));
                     if res.is_ok() {
-                        res = sys::write_all(fd, b"0").at(Stage::CgroupJoin, i);
+                        res = join_tasks(fd, i);
+                    } else {
+                        close(fd);
                     }
-                    close(fd);
                     i += 1;
                 }
             }
