@@ -614,6 +614,18 @@ impl Runtime {
         })
     }
 
+    /// Writes `rec` as a created container whose init is `pid`.
+    fn write_created(entry: &Entry, rec: &mut Record, state: &State, pid: i32) -> Result<()> {
+        rec.state = State {
+            pid,
+            status: Status::Created,
+            ..state.clone()
+        };
+        rec.init_start_time = proc_start_time(pid).map(|(t, _)| t).unwrap_or(0);
+        entry.write(rec)?;
+        Ok(())
+    }
+
     /// `create_in` once the plan is made: the state, the init, and (when
     /// it joins late) the v1 cgroups while it mounts.
     #[allow(clippy::too_many_arguments)]
@@ -654,7 +666,7 @@ impl Runtime {
             min_fd,
         )?;
 
-        let mut state = State {
+        let state = State {
             oci_version: b.spec.version().clone(),
             id: id.to_string(),
             pid: 0,
@@ -716,8 +728,19 @@ impl Runtime {
             cg.make(inner, Part::Legacy)?;
             apply(cg)?;
             cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
-            // While the init joins them.
             rec.cgroup = cg.clone();
+        }
+        // The record as it stands once the init is ready, written while
+        // the init builds the container (off the critical path) when its
+        // pid is known already: no fork into a pid or time namespace
+        // follows. Nobody reads it before `create` returns: every reader
+        // takes the entry's lock, which is held until then; on a failure
+        // the entry goes. An error here drops `cloned`, which kills it.
+        let mut written = 0;
+        if !plan.ns.fork {
+            written = cloned.pid();
+            Self::write_created(entry, &mut rec, &state, written)?;
+        } else if plan.late_cgroups {
             entry.write(&rec)?;
         }
         let spawned = cloned.drive(&plan, &callbacks)?;
@@ -728,13 +751,11 @@ impl Runtime {
             cg.leaves
         );
         let kill = || spawn::kill_and_reap(pid);
-        state.status = Status::Created;
-        state.pid = pid;
-        rec.state = state.clone();
-        rec.init_start_time = proc_start_time(pid).map(|(t, _)| t).unwrap_or(0);
-        if let Err(e) = entry.write(&rec) {
-            kill();
-            return Err(e.into());
+        if pid != written {
+            if let Err(e) = Self::write_created(entry, &mut rec, &state, pid) {
+                kill();
+                return Err(e);
+            }
         }
         if let Some(pf) = &opts.pid_file {
             if let Err(e) = write_pid_file(pf, pid) {

@@ -198,6 +198,12 @@ pub(crate) fn clone_init(
 }
 
 impl Cloned {
+    /// The cloned process: the container's init, unless it forks into a
+    /// pid or time namespace (`ns.fork`).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
     /// Hands an init that joins its v1 cgroups late the `tasks` files to
     /// write itself to (see `ChildPlan::late_cgroups`). A failure here is
     /// not reported: the init then fails, and [`Cloned::drive`] says why.
