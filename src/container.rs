@@ -721,7 +721,12 @@ impl Runtime {
             state: &state_json,
             runtime_hooks: &runtime_hooks,
         };
+        let exe_mount = crate::seal::take_exe_mount();
+        if plan.late_cgroups {
+            plan.exe_mount_fd = exe_mount.as_ref().map_or(-1, |f| f.as_raw_fd());
+        }
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
+        drop(exe_mount);
         if plan.late_cgroups {
             // The init mounts meanwhile (on the other CPU); an error here
             // drops `cloned`, which kills it.

@@ -39,7 +39,7 @@ use std::ffi::{CString, OsString};
 use std::io::{Error, ErrorKind, Result};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 /// The seals a copy must carry to count as sealed (pentacle's defaults,
 /// available since Linux 3.17).
@@ -59,6 +59,14 @@ pub const EXE_LOWER_DIR: &std::ffi::CStr = c"/run/rcrun-exe-lower";
 /// The overlay's mount attributes: `MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
 /// MOUNT_ATTR_NODEV`.
 pub const OVERLAY_ATTR: libc::c_uint = 0x1 | 0x2 | 0x4;
+
+/// The variable through which the entry point's re-exec (the `rcrun`
+/// binary's `cli/early.rs`) tells the new image the number of the overlay
+/// mount's fd, which it keeps open across the exec; see [`ensure_sealed`].
+pub const MOUNT_FD_ENV: &str = "RCRUN_SEALED_MOUNT_FD";
+
+/// The overlay mount's fd adopted from [`MOUNT_FD_ENV`], or -1.
+static EXE_MOUNT: AtomicI32 = AtomicI32::new(-1);
 
 /// 0: not known yet, 1: sealed, 2: not sealed. The answer cannot change
 /// without an exec, which resets it.
@@ -85,6 +93,7 @@ pub fn ensure_sealed() -> Result<()> {
     if has_seals(&exe) || on_read_only_mount(&exe) {
         SEALED.store(1, Ordering::Relaxed);
         name_after_argv0();
+        adopt_mount(&exe);
         return Ok(());
     }
     if let Ok(fd) = overlay_exe() {
@@ -100,6 +109,49 @@ pub fn ensure_sealed() -> Result<()> {
     let memfd = sealed_copy(&exe)?;
     drop(exe);
     Err(exec_fd(&memfd))
+}
+
+/// Takes over the overlay mount the entry point's re-exec kept open
+/// ([`MOUNT_FD_ENV`]): close-on-exec from now on, and closed by
+/// [`take_exe_mount`]'s caller. Closing a detached mount's last fd
+/// dissolves it, which waits for an expedited RCU grace period (about
+/// 0.05 ms); the entry point leaves that to a moment when nobody waits
+/// for this process (the container's init closes its copy while it waits
+/// for its cgroups). The fd is only adopted if it is a directory on the
+/// filesystem this binary runs from: the overlay is private to this
+/// process, so nothing else can be.
+fn adopt_mount(exe: &OwnedFd) {
+    let Some(v) = std::env::var_os(MOUNT_FD_ENV) else {
+        return;
+    };
+    // Single-threaded still (ensure_sealed's contract); hooks and the
+    // container never see it anyway (their environments are the spec's).
+    std::env::remove_var(MOUNT_FD_ENV);
+    let Some(fd) = v.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        return;
+    };
+    let stat = |fd: libc::c_int| {
+        // SAFETY: fstat into a zeroed stat we own; EBADF for a closed fd.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+    };
+    let ours = fd > 2
+        && matches!((stat(fd), stat(exe.as_raw_fd())), (Some(m), Some(e))
+            if m.st_dev == e.st_dev && m.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    // SAFETY: fcntl on the fd just checked to be ours.
+    if ours && unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0 {
+        EXE_MOUNT.store(fd, Ordering::Relaxed);
+    }
+}
+
+/// The overlay mount the sealed re-exec kept open, once: whoever takes
+/// it closes it (dropping it) when the wait for its grace period costs
+/// nothing, or lets it close at exec (it is close-on-exec).
+pub(crate) fn take_exe_mount() -> Option<OwnedFd> {
+    let fd = EXE_MOUNT.swap(-1, Ordering::Relaxed);
+    // SAFETY: adopt_mount checked that the fd is ours; the swap hands it
+    // out once.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// True when `f` was reached through a read-only mount: the overlay of

@@ -15,6 +15,10 @@
 //! registers and stack as the kernel (or the dynamic loader) left them;
 //! `main` then seals the slow way (a memfd copy where overlayfs cannot be
 //! mounted, as for a rootless user), so this is only ever a shortcut.
+//! The overlay's mount fd stays open across the exec (its number in
+//! `RCRUN_SEALED_MOUNT_FD`): closing it dissolves the detached mount,
+//! which waits for an RCU grace period, so the new image closes it (see
+//! `rcrun::seal::ensure_sealed`) at a moment nobody waits for.
 //!
 //! Until `_start` has run there is no thread pointer, no `errno`, no
 //! resolved IFUNC (`memcpy`, `memcmp`) and, in a static PIE, no
@@ -84,17 +88,26 @@ fn close(fd: isize) {
 /// # Safety
 /// `p` must point to a NUL-terminated string.
 unsafe fn is(p: *const u8, s: &[u8]) -> bool {
+    // SAFETY: p is NUL-terminated; when it starts with s, its first
+    // s.len() bytes are not NUL, so the next one is still in it.
+    unsafe { starts_with(p, s) && *p.add(s.len()) == 0 }
+}
+
+/// Whether the NUL-terminated `p` starts with `s`.
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string.
+unsafe fn starts_with(p: *const u8, s: &[u8]) -> bool {
     let mut i = 0;
     while i < s.len() {
-        // SAFETY: p is NUL-terminated and a mismatch (at the latest its
-        // NUL) ends the loop before reading past it.
+        // SAFETY: a mismatch (at the latest p's NUL) ends the loop before
+        // reading past it.
         if unsafe { *p.add(i) } != s[i] {
             return false;
         }
         i += 1;
     }
-    // SAFETY: the first i bytes matched non-NUL bytes.
-    unsafe { *p.add(i) == 0 }
+    true
 }
 
 /// Appends `s` at `out[*at]` unless it would pass `cap`; false if it
@@ -260,10 +273,11 @@ unsafe extern "C" fn early(sp: *const usize) {
             close(ctx);
             return;
         }
+        // Not close-on-exec: the new image closes it later (below).
         let mnt = sys(
             libc::SYS_fsmount,
             ctx as usize,
-            1,
+            0,
             rcrun::seal::OVERLAY_ATTR as usize,
             0,
             0,
@@ -281,10 +295,26 @@ unsafe extern "C" fn early(sp: *const usize) {
             0,
             0,
         );
-        close(mnt);
         if bin < 0 {
+            close(mnt);
             return;
         }
+        // Closing the mount's fd here would dissolve the detached mount
+        // and wait for an RCU grace period. The new image gets it
+        // instead, its number in the environment (rcrun::seal::
+        // MOUNT_FD_ENV), and closes it while nobody waits for it. With
+        // an environment too large to copy here, it is closed now.
+        let mut env = MaybeUninit::<[usize; ENV_CAP + 2]>::uninit();
+        let e = env.as_mut_ptr() as *mut usize;
+        let mut var = MaybeUninit::<[u8; VAR_CAP]>::uninit();
+        let v = var.as_mut_ptr() as *mut u8;
+        let envp = match with_mount_fd(envp, e, v, mnt) {
+            Some(new) => new,
+            None => {
+                close(mnt);
+                envp
+            }
+        };
         sys(
             libc::SYS_execveat,
             bin as usize,
@@ -295,5 +325,84 @@ unsafe extern "C" fn early(sp: *const usize) {
         );
         // Not executable through the overlay: main copies it to a memfd.
         close(bin);
+        close(mnt);
     }
+}
+
+/// The most environment entries copied to add the mount's fd.
+const ENV_CAP: usize = 1024;
+/// `RCRUN_SEALED_MOUNT_FD=`, up to 10 digits and a NUL.
+const VAR_CAP: usize = 64;
+
+/// Builds in `out` (room for ENV_CAP + 2 pointers) the environment
+/// `envp` plus `MOUNT_FD_ENV=fd`, written into `var` (VAR_CAP bytes);
+/// None if `envp` has more than ENV_CAP entries.
+///
+/// # Safety
+/// `envp` must be a NULL-terminated array of C strings; `out` and `var`
+/// must be valid for writes of their sizes.
+unsafe fn with_mount_fd(
+    envp: *const *const u8,
+    out: *mut usize,
+    var: *mut u8,
+    fd: isize,
+) -> Option<*const *const u8> {
+    let name = rcrun::seal::MOUNT_FD_ENV.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    // SAFETY: envp is NULL-terminated; n < ENV_CAP + 2 at every write.
+    unsafe {
+        while !(*envp.add(i)).is_null() {
+            let p = *envp.add(i);
+            i += 1;
+            // One of ours from elsewhere (a caller's) would be taken for
+            // this one: leave it out.
+            if starts_with(p, name) && *p.add(name.len()) == b'=' {
+                continue;
+            }
+            if n == ENV_CAP {
+                return None;
+            }
+            ptr::write_volatile(out.add(n), p as usize);
+            n += 1;
+        }
+    }
+    let mut at = 0;
+    // SAFETY: var has VAR_CAP bytes; put checks the room.
+    unsafe {
+        if !put(var, VAR_CAP, &mut at, name) || !put(var, VAR_CAP, &mut at, b"=") {
+            return None;
+        }
+    }
+    let mut digits = MaybeUninit::<[u8; 20]>::uninit();
+    let dp = digits.as_mut_ptr() as *mut u8;
+    let mut k = 0;
+    let mut x = fd as u64;
+    loop {
+        // SAFETY: k < 20: a u64 has at most 20 digits.
+        unsafe { ptr::write_volatile(dp.add(k), b'0' + (x % 10) as u8) };
+        k += 1;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        // SAFETY: written above; k < 20.
+        let d = unsafe { *dp.add(k) };
+        // SAFETY: var has VAR_CAP bytes; put checks the room.
+        if !unsafe { put(var, VAR_CAP, &mut at, &[d]) } {
+            return None;
+        }
+    }
+    // SAFETY: as above.
+    if !unsafe { put(var, VAR_CAP, &mut at, &[0]) } {
+        return None;
+    }
+    // SAFETY: n <= ENV_CAP, so n + 1 < ENV_CAP + 2.
+    unsafe {
+        ptr::write_volatile(out.add(n), var as usize);
+        ptr::write_volatile(out.add(n + 1), 0);
+    }
+    Some(out as *const *const u8)
 }

@@ -349,6 +349,9 @@ fn build_container(
     if p.late_cgroups {
         let (before, after) = rootfs.mounts.split_at(rootfs.cgroup_at);
         setup::mount_some(before, root)?;
+        if p.exe_mount_fd >= 0 {
+            close(p.exe_mount_fd);
+        }
         join_cgroups_late(p)?;
         setup::mount_some(after, root)?;
     } else {

@@ -95,6 +95,11 @@ pub(crate) struct ChildPlan {
     /// (msg::CGROUPS); the init writes itself to each and only then
     /// enters its cgroup namespace. The two CPUs' worth of set-up overlap.
     pub late_cgroups: bool,
+    /// The sealed re-exec's overlay mount (`seal::take_exe_mount`), or
+    /// -1: a late-joining init closes it while it waits for its cgroups,
+    /// the runtime having closed its own copy (the last close waits for
+    /// an RCU grace period). Close-on-exec otherwise.
+    pub exe_mount_fd: RawFd,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
     pub console_fd: RawFd,
@@ -316,6 +321,7 @@ impl ChildPlan {
             go_after_ready: false,
             ns_handshake: true,
             late_cgroups: false,
+            exe_mount_fd: -1,
             err_fd: -1,
             console_fd: -1,
             msg_buf: Vec::new(),
