@@ -140,73 +140,6 @@ pub struct Runtime {
     rootless: Option<bool>,
 }
 
-/// The container's v1 cgroups while a thread makes and configures them
-/// (`Runtime::create_in`).
-enum V1Cgroups<'s> {
-    /// None pending: made already, or not a v1 host.
-    Idle,
-    /// The thread's set, and whether its `make` and `apply` succeeded.
-    Running(std::thread::ScopedJoinHandle<'s, (CgroupSet, Result<()>)>),
-    /// The thread could not be started: made here instead.
-    Made(CgroupSet, Result<()>),
-}
-
-impl<'s> V1Cgroups<'s> {
-    /// Starts making `planned`'s v1 leaves, then applying the resources
-    /// (`apply`) to them.
-    fn start<'e>(
-        sc: &'s std::thread::Scope<'s, 'e>,
-        planned: &CgroupSet,
-        inner: &'s Path,
-        apply: &'s (impl Fn(&CgroupSet) -> Result<()> + Sync),
-    ) -> Self {
-        let work = move |mut set: CgroupSet| {
-            let r = set
-                .make(inner, Part::Legacy)
-                .map_err(Error::from)
-                .and_then(|()| apply(&set));
-            (set, r)
-        };
-        let set = planned.clone();
-        let thread = std::thread::Builder::new()
-            .name("rcrun-cgroups".into())
-            .stack_size(64 << 10);
-        // spawn_scoped consumes the closure even when it fails: a copy of
-        // the set stays here for that case.
-        match thread.spawn_scoped(sc, {
-            let set = set.clone();
-            move || work(set)
-        }) {
-            Ok(h) => V1Cgroups::Running(h),
-            Err(e) => {
-                log::debug!("cgroups made without a thread: {e}");
-                let (set, r) = work(set);
-                V1Cgroups::Made(set, r)
-            }
-        }
-    }
-
-    fn is_pending(&self) -> bool {
-        !matches!(self, V1Cgroups::Idle)
-    }
-
-    /// Waits for the v1 cgroups and records the directories made in `cg`
-    /// (also when making or configuring them failed, so that they are
-    /// removed with the rest).
-    fn finish(&mut self, cg: &mut CgroupSet) -> Result<()> {
-        let (set, r) = match std::mem::replace(self, V1Cgroups::Idle) {
-            V1Cgroups::Idle => return Ok(()),
-            V1Cgroups::Made(set, r) => (set, r),
-            V1Cgroups::Running(h) => h.join().unwrap_or_else(|_| {
-                let e = std::io::Error::other("the thread making them panicked");
-                (CgroupSet::default(), Err(Error::io("cgroups", e)))
-            }),
-        };
-        cg.created.extend(set.created);
-        r
-    }
-}
-
 fn proc_start_time(pid: i32) -> Option<(u64, char)> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: split after
@@ -625,69 +558,36 @@ impl Runtime {
         // it can. Otherwise they are made now.
         let maybe_late = !self.is_rootless()
             && matches!(&hier, Hierarchy::Legacy(m) if m.len() <= child::MAX_LATE_CGROUPS);
-        if !maybe_late {
-            *cg = self.make_cgroups(&hier, &inner, linux)?;
-            apply(cg)?;
-            let mut v1 = V1Cgroups::Idle;
-            return self.create_planned(
-                entry, b, opts, cg, &inner, &hier, &mountinfo, &mut v1, at_once,
-            );
-        }
-        // The v1 cgroups are made and configured on a thread meanwhile
-        // (on a v1 host, 0.5 ms of mkdirs and writes, each under the
-        // kernel's cgroup_mutex): the runtime plans and clones the init on
-        // one CPU while the thread works on the other.
-        *cg = CgroupSet::planned(&hier, &inner);
-        std::thread::scope(|sc| {
-            let mut v1 = V1Cgroups::start(sc, cg, &inner, &apply);
-            let r = self.create_planned(
-                entry, b, opts, cg, &inner, &hier, &mountinfo, &mut v1, at_once,
-            );
-            // A failure before the thread was waited for: its cgroups are
-            // removed with the rest.
-            let made = v1.finish(cg);
-            r.and_then(|ok| made.map(|()| ok))
-        })
-    }
-
-    /// `create_in` with the cgroups made, or on a v1 host being made by
-    /// `v1`: the init's plan, then `create_spawn`.
-    #[allow(clippy::too_many_arguments)]
-    fn create_planned(
-        &self,
-        entry: &Entry,
-        b: &Bundle,
-        opts: &CreateOptions,
-        cg: &mut CgroupSet,
-        inner: &Path,
-        hier: &Hierarchy,
-        mountinfo: &str,
-        v1: &mut V1Cgroups<'_>,
-        at_once: bool,
-    ) -> Result<(Container, Pending)> {
+        *cg = if maybe_late {
+            CgroupSet::planned(&hier, &inner)
+        } else {
+            self.make_cgroups(&hier, &inner, linux)?
+        };
         let mut plan = ChildPlan::build(
             b,
-            entry.id(),
+            id,
             PlanOptions {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
             },
             &Host {
-                hierarchy: hier,
+                hierarchy: &hier,
                 cgroup: cg,
-                mountinfo,
+                mountinfo: &mountinfo,
             },
         )?;
-        if v1.is_pending() {
+        plan.late_cgroups = maybe_late && plan.can_join_cgroups_late();
+        if plan.late_cgroups {
             // CLONE_INTO_CGROUP needs the cgroup2 leaf before the clone.
-            cg.make(inner, Part::Unified)?;
-            plan.late_cgroups = plan.can_join_cgroups_late();
-            if !plan.late_cgroups {
-                v1.finish(cg)?;
+            cg.make(&inner, Part::Unified)?;
+        } else {
+            if maybe_late {
+                cg.make(&inner, Part::All)?;
             }
+            apply(cg)?;
         }
-        self.create_spawn(entry, b, opts, cg, plan, v1, at_once)
+        self.create_spawn(entry, b, opts, cg, &inner, plan, apply, at_once)
     }
 
     /// The container's cgroups, made now (see `create_in`).
@@ -735,8 +635,9 @@ impl Runtime {
         b: &Bundle,
         opts: &CreateOptions,
         cg: &mut CgroupSet,
+        inner: &Path,
         mut plan: ChildPlan,
-        v1: &mut V1Cgroups<'_>,
+        apply: impl Fn(&CgroupSet) -> Result<()>,
         at_once: bool,
     ) -> Result<(Container, Pending)> {
         let id = entry.id();
@@ -829,7 +730,8 @@ impl Runtime {
         if plan.late_cgroups {
             // The init mounts meanwhile (on the other CPU); an error here
             // drops `cloned`, which kills it.
-            v1.finish(cg)?;
+            cg.make(inner, Part::Legacy)?;
+            apply(cg)?;
             cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
             rec.cgroup = cg.clone();
         }
