@@ -738,15 +738,14 @@ impl Runtime {
         // The record as it stands once the init is ready, written while
         // the init builds the container (off the critical path) when its
         // pid is known already: no fork into a pid or time namespace
-        // follows. Nobody reads it before `create` returns: every reader
-        // takes the entry's lock, which is held until then; on a failure
-        // the entry goes. An error here drops `cloned`, which kills it.
+        // follows (nor can it with late cgroups). Nobody reads it before
+        // `create` returns: every reader takes the entry's lock, which is
+        // held until then; on a failure the entry goes. An error here
+        // drops `cloned`, which kills it.
         let mut written = 0;
         if !plan.ns.fork {
             written = cloned.pid();
             Self::write_created(entry, &mut rec, &state, written)?;
-        } else if plan.late_cgroups {
-            entry.write(&rec)?;
         }
         let spawned = cloned.drive(&plan, &callbacks)?;
         drop((fifo_fd, err_fd, console));

@@ -308,11 +308,11 @@ unsafe extern "C" fn early(sp: *const usize) {
         let e = env.as_mut_ptr() as *mut usize;
         let mut var = MaybeUninit::<[u8; VAR_CAP]>::uninit();
         let v = var.as_mut_ptr() as *mut u8;
-        let envp = match with_mount_fd(envp, e, v, mnt) {
-            Some(new) => new,
+        let (envp, kept) = match with_mount_fd(envp, e, v, mnt) {
+            Some(new) => (new, true),
             None => {
                 close(mnt);
-                envp
+                (envp, false)
             }
         };
         sys(
@@ -325,7 +325,9 @@ unsafe extern "C" fn early(sp: *const usize) {
         );
         // Not executable through the overlay: main copies it to a memfd.
         close(bin);
-        close(mnt);
+        if kept {
+            close(mnt);
+        }
     }
 }
 
