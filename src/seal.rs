@@ -117,8 +117,9 @@ pub fn ensure_sealed() -> Result<()> {
 /// dissolves it, which waits for an expedited RCU grace period (about
 /// 0.05 ms); the entry point leaves that to a moment when nobody waits
 /// for this process (the container's init closes its copy while it waits
-/// for its cgroups). The fd is only adopted if it is a directory on the
-/// filesystem this binary runs from: the overlay is private to this
+/// for its cgroups). The fd is only adopted if it is the root of the
+/// mount this binary runs from (the same mount id; overlayfs may report
+/// a file's st_dev as its lower layer's): the overlay is private to this
 /// process, so nothing else can be.
 fn adopt_mount(exe: &OwnedFd) {
     let Some(v) = std::env::var_os(MOUNT_FD_ENV) else {
@@ -130,18 +131,27 @@ fn adopt_mount(exe: &OwnedFd) {
     let Some(fd) = v.to_str().and_then(|s| s.parse::<i32>().ok()) else {
         return;
     };
-    let stat = |fd: libc::c_int| {
-        // SAFETY: fstat into a zeroed stat we own; EBADF for a closed fd.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
-    };
     let ours = fd > 2
-        && matches!((stat(fd), stat(exe.as_raw_fd())), (Some(m), Some(e))
-            if m.st_dev == e.st_dev && m.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        && matches!((mount_of(fd), mount_of(exe.as_raw_fd())), (Some((m, dir)), Some((e, _)))
+            if m == e && dir);
     // SAFETY: fcntl on the fd just checked to be ours.
     if ours && unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0 {
         EXE_MOUNT.store(fd, Ordering::Relaxed);
     }
+}
+
+/// The id of the mount `fd` is on, and whether it is a directory;
+/// None for a closed fd, or a kernel without the mount id (before 5.8).
+fn mount_of(fd: libc::c_int) -> Option<(u64, bool)> {
+    // SAFETY: statx of the fd itself (AT_EMPTY_PATH) into a zeroed
+    // struct we own; EBADF for a closed fd.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_MNT_ID | libc::STATX_TYPE;
+    let r = unsafe { libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH, mask, &mut stx) };
+    (r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some((
+        stx.stx_mnt_id,
+        u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFDIR,
+    ))
 }
 
 /// The overlay mount the sealed re-exec kept open, once: whoever takes

@@ -308,7 +308,11 @@ unsafe extern "C" fn early(sp: *const usize) {
         let e = env.as_mut_ptr() as *mut usize;
         let mut var = MaybeUninit::<[u8; VAR_CAP]>::uninit();
         let v = var.as_mut_ptr() as *mut u8;
-        let (envp, kept) = match with_mount_fd(envp, e, v, mnt) {
+        // The new image takes it only if it can tell it is its own (by
+        // mount id, since Linux 5.8) and it is not one of the standard
+        // fds (a caller may have left them closed).
+        let known = mnt > 2 && has_mount_id(mnt);
+        let (envp, kept) = match known.then(|| with_mount_fd(envp, e, v, mnt)).flatten() {
             Some(new) => (new, true),
             None => {
                 close(mnt);
@@ -328,6 +332,23 @@ unsafe extern "C" fn early(sp: *const usize) {
         if kept {
             close(mnt);
         }
+    }
+}
+
+/// Whether the kernel reports the mount id of `fd` (`STATX_MNT_ID`).
+fn has_mount_id(fd: isize) -> bool {
+    let mut stx = MaybeUninit::<libc::statx>::uninit();
+    // SAFETY: statx of the fd itself into a buffer of its size.
+    unsafe {
+        sys(
+            libc::SYS_statx,
+            fd as usize,
+            c"".as_ptr() as usize,
+            libc::AT_EMPTY_PATH as usize,
+            libc::STATX_MNT_ID as usize,
+            stx.as_mut_ptr() as usize,
+        ) == 0
+            && (*stx.as_ptr()).stx_mask & libc::STATX_MNT_ID != 0
     }
 }
 
