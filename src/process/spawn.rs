@@ -71,9 +71,18 @@ fn recv_with_fd(fd: RawFd) -> Result<Option<(Msg, Option<OwnedFd>)>, Error> {
     };
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut cmsg = nix::cmsg_space!(RawFd);
+    let mut reset = false;
     let (n, passed) = loop {
         match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::errno::Errno::EINTR) => continue,
+            // An init that failed before reading what we sent (its
+            // cgroups) and exited resets the socket; the kernel reports
+            // that before the messages still queued for us (its FAIL).
+            // The error is reported once: read on.
+            Err(nix::errno::Errno::ECONNRESET) if !reset => {
+                reset = true;
+                continue;
+            }
             Err(e) => return Err(InitError::Spawn(e.into()).into()),
             Ok(r) => {
                 let mut passed = None;
