@@ -17,7 +17,7 @@ use crate::namespaces;
 use crate::process::child::{self, Msg};
 use crate::process::plan::{ChildPlan, PlanOptions};
 use crate::process::spawn::{self, raise_fd, Callbacks};
-use crate::process::{sys, InitError, Stage};
+use crate::process::{sys, trampoline, InitError, Stage};
 use crate::rootfs::plan::Host;
 use crate::spec::{Bundle, SpecError};
 use crate::state::{Record, State, Status};
@@ -472,12 +472,22 @@ impl Runtime {
         at_once: bool,
     ) -> Result<(Container, Pending)> {
         crate::store::validate_id(id)?;
-        if !opts.allow_unsealed && !crate::seal::is_sealed() {
-            return Err(Error::Unsupported(
-                "creating a container from an unsealed process (call rcrun::seal::ensure_sealed() first)",
-            ));
-        }
         let b = Bundle::load(bundle)?;
+        // Unless this process runs sealed, the init starts the program
+        // through the exec trampoline; where that is not enough, the
+        // caller must seal first (the CLI does, and calls again).
+        if uses_trampoline(&opts) {
+            if !trampoline::available() {
+                return Err(Error::Unsealed {
+                    id: id.into(),
+                    reason: "this build has no exec trampoline",
+                });
+            }
+            trampoline::suffices(&b.spec).map_err(|reason| Error::Unsealed {
+                id: id.into(),
+                reason,
+            })?;
+        }
         let terminal = b.terminal();
         if terminal && opts.console_socket.is_none() && opts.console.is_none() {
             return Err(SpecError::Invalid {
@@ -577,6 +587,10 @@ impl Runtime {
                 mountinfo: &mountinfo,
             },
         )?;
+        if uses_trampoline(opts) {
+            let memfd = trampoline::load().map_err(|e| Error::io("the exec trampoline", e))?;
+            plan.use_trampoline(memfd);
+        }
         plan.late_cgroups = maybe_late && plan.can_join_cgroups_late();
         if plan.late_cgroups {
             // CLONE_INTO_CGROUP needs the cgroup2 leaf before the clone.
@@ -721,12 +735,7 @@ impl Runtime {
             state: &state_json,
             runtime_hooks: &runtime_hooks,
         };
-        let exe_mount = crate::seal::take_exe_mount();
-        if plan.late_cgroups {
-            plan.exe_mount_fd = exe_mount.as_ref().map_or(-1, |f| f.as_raw_fd());
-        }
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
-        drop(exe_mount);
         if plan.late_cgroups {
             // The init mounts meanwhile (on the other CPU); an error here
             // drops `cloned`, which kills it.
@@ -954,6 +963,13 @@ impl Runtime {
 /// The failure the init reported after `start`, if any.
 /// A failure the init reported after `start` released it; an exec
 /// failure in runc's words, as `run` and `exec` report it.
+/// Whether a container created with `opts` from this process starts its
+/// program through the exec trampoline: unless the process runs sealed
+/// itself, or the caller accepts the risk.
+fn uses_trampoline(opts: &CreateOptions) -> bool {
+    !opts.allow_unsealed && !crate::seal::is_sealed()
+}
+
 fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
     let data = fs::read(path).ok()?;
     if data.len() < std::mem::size_of::<Msg>() {

@@ -43,6 +43,17 @@ pub enum Error {
     /// A signal name or number was not recognised.
     #[error("invalid signal {0:?}")]
     InvalidSignal(String),
+    /// The container needs the runtime itself to run sealed
+    /// ([`crate::seal::ensure_sealed`]): the exec trampoline does not
+    /// protect it (the reason why), and the calling process is not sealed.
+    /// The CLI re-executes itself sealed and tries again.
+    #[error("container {id}: {reason}: the runtime must run sealed (rcrun::seal::ensure_sealed)")]
+    Unsealed {
+        /// The container id.
+        id: String,
+        /// Why the exec trampoline is not enough for this container.
+        reason: &'static str,
+    },
     /// A feature rcrun does not implement (yet) was requested.
     #[error("{0} is not supported by rcrun")]
     Unsupported(&'static str),

@@ -165,6 +165,11 @@ impl CStrings {
     pub(crate) fn as_ptr(&self) -> *const *const c_char {
         self.ptrs.as_ptr()
     }
+
+    /// The pointers, the closing NULL included.
+    pub(crate) fn ptrs(&self) -> &[*const c_char] {
+        &self.ptrs
+    }
 }
 
 /// A hook prepared for the container's init process to start.

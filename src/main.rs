@@ -40,12 +40,12 @@ fn main() {
     }
 }
 
-/// Whether the command line names `create`, `run` or `exec` anywhere (a
-/// flag's value that happens to be one of them only costs a re-exec).
+/// Whether the command line names `exec` anywhere (a flag's value that
+/// happens to be `exec` only costs a re-exec). `create` and `run` start
+/// the program through the exec trampoline instead, and seal only for a
+/// container that needs it (`cli::or_reseal`).
 fn raw_args_need_seal() -> bool {
-    std::env::args_os()
-        .skip(1)
-        .any(|a| a == "create" || a == "run" || a == "exec")
+    std::env::args_os().skip(1).any(|a| a == "exec")
 }
 
 fn fail(logger: &cli::log::Logger, msg: &str) -> ! {

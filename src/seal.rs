@@ -39,7 +39,7 @@ use std::ffi::{CString, OsString};
 use std::io::{Error, ErrorKind, Result};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The seals a copy must carry to count as sealed (pentacle's defaults,
 /// available since Linux 3.17).
@@ -64,9 +64,6 @@ pub const OVERLAY_ATTR: libc::c_uint = 0x1 | 0x2 | 0x4;
 /// binary's `cli/early.rs`) tells the new image the number of the overlay
 /// mount's fd, which it keeps open across the exec; see [`ensure_sealed`].
 pub const MOUNT_FD_ENV: &str = "RCRUN_SEALED_MOUNT_FD";
-
-/// The overlay mount's fd adopted from [`MOUNT_FD_ENV`], or -1.
-static EXE_MOUNT: AtomicI32 = AtomicI32::new(-1);
 
 /// 0: not known yet, 1: sealed, 2: not sealed. The answer cannot change
 /// without an exec, which resets it.
@@ -112,12 +109,11 @@ pub fn ensure_sealed() -> Result<()> {
 }
 
 /// Takes over the overlay mount the entry point's re-exec kept open
-/// ([`MOUNT_FD_ENV`]): close-on-exec from now on, and closed by
-/// [`take_exe_mount`]'s caller. Closing a detached mount's last fd
+/// ([`MOUNT_FD_ENV`]): close-on-exec from now on, and otherwise left open
+/// until this process exits. Closing a detached mount's last fd
 /// dissolves it, which waits for an expedited RCU grace period (about
 /// 0.05 ms); the entry point leaves that to a moment when nobody waits
-/// for this process (the container's init closes its copy while it waits
-/// for its cgroups). The fd is only adopted if it is the root of the
+/// for this process. The fd is only adopted if it is the root of the
 /// mount this binary runs from (the same mount id; overlayfs may report
 /// a file's st_dev as its lower layer's): the overlay is private to this
 /// process, so nothing else can be.
@@ -135,8 +131,9 @@ fn adopt_mount(exe: &OwnedFd) {
         && matches!((mount_of(fd), mount_of(exe.as_raw_fd())), (Some((m, dir)), Some((e, _)))
             if m == e && dir);
     // SAFETY: fcntl on the fd just checked to be ours.
-    if ours && unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0 {
-        EXE_MOUNT.store(fd, Ordering::Relaxed);
+    if ours {
+        // Left open: it closes with this process, or at a child's exec.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
 
@@ -152,16 +149,6 @@ fn mount_of(fd: libc::c_int) -> Option<(u64, bool)> {
         stx.stx_mnt_id,
         u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFDIR,
     ))
-}
-
-/// The overlay mount the sealed re-exec kept open, once: whoever takes
-/// it closes it (dropping it) when the wait for its grace period costs
-/// nothing, or lets it close at exec (it is close-on-exec).
-pub(crate) fn take_exe_mount() -> Option<OwnedFd> {
-    let fd = EXE_MOUNT.swap(-1, Ordering::Relaxed);
-    // SAFETY: adopt_mount checked that the fd is ours; the swap hands it
-    // out once.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// True when `f` was reached through a read-only mount: the overlay of
@@ -309,26 +296,37 @@ fn has_seals(f: &OwnedFd) -> bool {
 
 /// A sealed, executable memfd holding a copy of `exe`.
 fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd> {
+    sealed_memfd(c"rcrun", |memfd| {
+        // SAFETY: fstat into a zeroed stat we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(exe.as_raw_fd(), &mut st) } < 0 {
+            return Err(Error::last_os_error());
+        }
+        copy_all(exe, memfd, st.st_size as usize)
+    })
+}
+
+/// A new executable memfd named `name`, filled by `fill` and then sealed
+/// against any change ([`MUST_SEAL`], and the newer seals where the
+/// kernel has them).
+pub(crate) fn sealed_memfd(
+    name: &std::ffi::CStr,
+    fill: impl FnOnce(&OwnedFd) -> Result<()>,
+) -> Result<OwnedFd> {
     let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: a constant C string and flags; the fd is owned below.
-    let mut fd = unsafe { libc::memfd_create(c"rcrun".as_ptr(), base | MFD_EXEC) };
+    // SAFETY: a NUL-terminated name and flags; the fd is owned below.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), base | MFD_EXEC) };
     if fd < 0 && Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
         // Before Linux 6.3: no MFD_EXEC, and memfds are executable.
         // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(c"rcrun".as_ptr(), base) };
+        fd = unsafe { libc::memfd_create(name.as_ptr(), base) };
     }
     if fd < 0 {
         return Err(Error::last_os_error());
     }
     // SAFETY: a new fd nothing else owns.
     let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-
-    // SAFETY: fstat into a zeroed stat we own.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(exe.as_raw_fd(), &mut st) } < 0 {
-        return Err(Error::last_os_error());
-    }
-    copy_all(exe, &memfd, st.st_size as usize)?;
+    fill(&memfd)?;
 
     // One fcntl for every seal; the newer ones are dropped on EINVAL
     // (older kernels) and only the 3.17 set is required.
@@ -347,7 +345,7 @@ fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd> {
         }
     }
     if !has_seals(&memfd) {
-        return Err(Error::other("the memfd copy could not be sealed"));
+        return Err(Error::other("the memfd could not be sealed"));
     }
     Ok(memfd)
 }

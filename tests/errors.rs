@@ -235,15 +235,31 @@ fn global_flags_go_before_the_command_as_in_runc() {
 }
 
 #[test]
-fn library_refuses_unsealed_callers() {
-    // This test process runs from its file on disk, not a sealed memfd.
-    let c = Ct::new("true");
+fn library_refuses_unsealed_callers_where_the_trampoline_is_not_enough() {
+    // This test process runs from its file on disk, not sealed. A
+    // container whose processes may hold CAP_SYS_PTRACE needs the sealed
+    // runtime: refused, naming the reason, and nothing is left behind.
+    let mut c = Ct::new("true");
+    c.cfg["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_PTRACE"]);
     c.write_config();
     let rt = rcrun::Runtime::new(c.root());
     let e = rt
         .create(&c.id, &c.bundle(), rcrun::CreateOptions::default())
         .unwrap_err();
+    assert!(
+        matches!(&e, rcrun::Error::Unsealed { id, reason }
+            if *id == c.id && reason.contains("CAP_SYS_PTRACE")),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("ensure_sealed"), "{e}");
+    assert_clean(&c);
+    // Without it, the container starts through the exec trampoline.
+    let c = Ct::new("true");
+    c.write_config();
+    let rt = rcrun::Runtime::new(c.root());
+    rt.create(&c.id, &c.bundle(), rcrun::CreateOptions::default())
+        .unwrap();
+    rt.delete(&c.id, true).unwrap();
     assert_clean(&c);
 }
 

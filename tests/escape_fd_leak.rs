@@ -64,52 +64,75 @@ fn cwd_through_a_leaked_fd_is_refused() {
     assert!(c.cgroup_dirs().is_empty());
 }
 
+/// `rcrun ARGS` as `c.cmd` runs it, with fds 3 to 5 closed, the host's
+/// root directory open as fd 9 (not preserved) and a caller's
+/// RCRUN_SEALED_MOUNT_FD naming it.
+fn with_fds_3_to_5_closed(c: &Ct, args: &[&str]) -> std::process::Output {
+    let root = std::fs::File::open("/").unwrap();
+    let fd = root.as_raw_fd();
+    let mut cmd = c.cmd(args);
+    cmd.env("RCRUN_SEALED_MOUNT_FD", "9");
+    // SAFETY: dup2 and close in the child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for n in 3..=5 {
+                libc::close(n);
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// The shell's fds, in one line, as a subshell sees them (the subshell's
+/// glob holds its own directory fd). No pipeline: the shell would hold
+/// the pipe's ends until it had forked both sides, while the loop looks.
+const LIST_FDS: &str = "(for f in /proc/$$/fd/*; do printf '%s ' ${f##*/}; done); :";
+
 #[test]
-fn the_sealed_re_execs_mount_does_not_reach_the_container() {
-    // The entry point keeps the read-only overlay it re-executes the
-    // binary through open across that exec (src/cli/early.rs), at the
-    // lowest free fd. With fds 3 to 5 closed in the caller and
-    // `--preserve-fds 3`, that fd falls among the preserved ones, which
-    // the init does not close: it must still not reach the container,
-    // whether the init joins its cgroups late (and closes it then) or
-    // not (a startContainer hook rules that out; close-on-exec then). A
-    // caller's own RCRUN_SEALED_MOUNT_FD (here naming the host's root
-    // directory) must not be taken for the overlay's.
+fn the_runtimes_own_fds_do_not_reach_the_container() {
+    // With fds 3 to 5 closed in the caller and `--preserve-fds 3`, the
+    // runtime's own fds land among the preserved ones, which the init
+    // does not close: none may reach the container. `run` starts the
+    // program through the exec trampoline, whose sync socket must close
+    // when the program starts (or, with a startContainer hook, the
+    // runtime re-executes itself sealed first). `exec` re-executes sealed
+    // from the entry point (src/cli/early.rs), which keeps the overlay's
+    // mount fd open across that exec at the lowest free fd. A caller's
+    // own RCRUN_SEALED_MOUNT_FD (here naming the host's root directory)
+    // must not be taken for the overlay's.
     for hook in [false, true] {
-        let mut c = Ct::new("for f in /proc/$$/fd/*; do echo ${f##*/}; done | tr '\\n' ' '");
+        let mut c = Ct::new(LIST_FDS);
         if hook {
             c.cfg["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
         }
         c.write_config();
         let b = c.bundle();
-        let root = std::fs::File::open("/").unwrap();
-        let fd = root.as_raw_fd();
-        let mut cmd = c.cmd(&[
+        let args = [
             "run",
             "--preserve-fds",
             "3",
             "-b",
             b.to_str().unwrap(),
             &c.id,
-        ]);
-        cmd.env("RCRUN_SEALED_MOUNT_FD", "9");
-        // SAFETY: dup2 and close in the child before exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(fd, 9) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                for n in 3..=5 {
-                    libc::close(n);
-                }
-                Ok(())
-            });
-        }
-        let o = cmd.output().unwrap();
+        ];
+        let o = with_fds_3_to_5_closed(&c, &args);
         assert_ok(&o);
         // The shell's fds (its glob's directory is closed by the time
         // the loop runs): 0 to 2; 9, which was not preserved, must not be
         // there either.
         assert_eq!(stdout(&o).trim(), "0 1 2", "hook {hook}");
     }
+    let c = Ct::new("sleep 1000");
+    c.start();
+    let o = with_fds_3_to_5_closed(
+        &c,
+        &["exec", "--preserve-fds", "3", &c.id, "sh", "-c", LIST_FDS],
+    );
+    assert_ok(&o);
+    assert_eq!(stdout(&o).trim(), "0 1 2", "exec");
+    assert_ok(&c.rcrun(&["delete", "-f", &c.id]));
 }

@@ -12,8 +12,11 @@ pub struct Create {
 
 impl Create {
     pub fn run(self, g: &Global) -> Result<i32> {
-        g.runtime()
-            .create(&self.flags.id, &self.flags.bundle, self.flags.options())?;
+        super::or_reseal(g.runtime().create(
+            &self.flags.id,
+            &self.flags.bundle,
+            self.flags.options(),
+        ))?;
         Ok(0)
     }
 }

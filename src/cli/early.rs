@@ -157,7 +157,7 @@ unsafe extern "C" fn early(sp: *const usize) {
         // SAFETY: argv has argc NUL-terminated strings.
         let a = unsafe { *argv.add(i) };
         // SAFETY: as above.
-        if unsafe { is(a, b"create") || is(a, b"run") || is(a, b"exec") } {
+        if unsafe { is(a, b"exec") } {
             wanted = true;
             break;
         }

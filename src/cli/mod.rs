@@ -171,12 +171,10 @@ pub enum Command {
 }
 
 impl Command {
-    /// Commands that start container processes re-exec from a sealed copy first.
+    /// `exec` re-executes from a sealed view of the binary first
+    /// (`create` and `run` only when the container needs it).
     pub fn needs_seal(&self) -> bool {
-        matches!(
-            self,
-            Command::Create(_) | Command::Run(_) | Command::Exec(_)
-        )
+        matches!(self, Command::Exec(_))
     }
 
     pub fn run(self, g: &Global) -> anyhow_lite::Result<i32> {
@@ -225,6 +223,20 @@ pub mod anyhow_lite {
     }
     /// Result of a subcommand: its exit code.
     pub type Result<T> = std::result::Result<T, Error>;
+}
+
+/// The result of `create` or `run`; when the container needs the runtime
+/// itself sealed ([`rcrun::Error::Unsealed`]: the exec trampoline does not
+/// cover it), rcrun re-executes itself from a sealed view of its binary
+/// and the new image runs the same command again. Nothing was done yet.
+pub(crate) fn or_reseal<T>(r: rcrun::Result<T>) -> anyhow_lite::Result<T> {
+    if let Err(rcrun::Error::Unsealed { id, reason }) = &r {
+        ::log::debug!("container {id}: {reason}: re-executing sealed");
+        rcrun::seal::ensure_sealed().map_err(|e| {
+            anyhow_lite::Error(format!("cannot re-execute from a sealed copy: {e}"))
+        })?;
+    }
+    Ok(r?)
 }
 
 /// The `create`/`run` flags they share.

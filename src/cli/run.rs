@@ -153,7 +153,7 @@ impl Run {
             // init resets its mask.
             sigs.thread_block()?;
         }
-        let c = rt.run(&id, &self.flags.bundle, opts)?;
+        let c = super::or_reseal(rt.run(&id, &self.flags.bundle, opts))?;
         if self.detach {
             return Ok(0);
         }

@@ -8,7 +8,7 @@
 //! because glibc's versions try to signal threads that only existed in
 //! the parent).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::null;
 
 use super::plan::{CapPlan, ChildPlan};
@@ -334,9 +334,52 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
             libc::CLOSE_RANGE_CLOEXEC,
         );
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr());
+    }
+    if p.trampoline.is_some() {
+        exec_through_trampoline(p, exe);
+    } else {
+        // SAFETY: exe and both arrays are NUL-terminated and prepared.
+        unsafe { libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr()) };
     }
     Err(sys::errno()).at(Stage::Exec, 0)
+}
+
+/// Executes the trampoline (see `super::trampoline`), which executes
+/// `exe`; returns only if that fails, with errno set. The fds that tell
+/// the runtime the program started must stay open through the
+/// trampoline's exec: they lose close-on-exec here, and the trampoline
+/// sets it again.
+fn exec_through_trampoline(p: &mut ChildPlan, exe: *const libc::c_char) {
+    let Some(tfd) = p.trampoline.as_ref().map(|t| t.as_raw_fd()) else {
+        return;
+    };
+    let fds = [p.sync_fd, p.err_fd, p.fifo_fd];
+    for fd in fds.into_iter().filter(|&fd| fd >= 0) {
+        // SAFETY: F_SETFD on an fd of ours.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+            return;
+        }
+    }
+    let [s, e, f] = fds.map(i64::from);
+    super::trampoline::header(
+        &mut p.trampoline_header,
+        [msg::FAIL as i64, Stage::Exec as i64, s, e, f],
+    );
+    // The argv was sized in the plan: these writes do not allocate.
+    p.trampoline_argv[0] = p.trampoline_header.as_ptr().cast();
+    p.trampoline_argv[1] = exe;
+    // SAFETY: tfd is the trampoline's memfd; argv and envp are
+    // NULL-terminated arrays of NUL-terminated strings.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            tfd,
+            c"".as_ptr(),
+            p.trampoline_argv.as_ptr(),
+            p.process.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
 }
 
 /// The init's own work: the rootfs, the runtime's and createContainer
@@ -349,9 +392,6 @@ fn build_container(
     if p.late_cgroups {
         let (before, after) = rootfs.mounts.split_at(rootfs.cgroup_at);
         setup::mount_some(before, root)?;
-        if p.exe_mount_fd >= 0 {
-            close(p.exe_mount_fd);
-        }
         join_cgroups_late(p)?;
         setup::mount_some(after, root)?;
     } else {

@@ -32,6 +32,7 @@ pub(crate) mod child;
 pub(crate) mod plan;
 pub(crate) mod spawn;
 pub(crate) mod sys;
+pub(crate) mod trampoline;
 
 use std::fmt;
 

@@ -95,13 +95,16 @@ pub(crate) struct ChildPlan {
     /// (msg::CGROUPS); the init writes itself to each and only then
     /// enters its cgroup namespace. The two CPUs' worth of set-up overlap.
     pub late_cgroups: bool,
-    /// The sealed re-exec's overlay mount (`seal::take_exe_mount`), or
-    /// -1: a late-joining init closes it while it waits for its cgroups,
-    /// the runtime having closed its own copy (the last close waits for
-    /// an RCU grace period). Close-on-exec otherwise.
-    pub exe_mount_fd: RawFd,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
+    /// The exec trampoline's sealed memfd ([`super::trampoline`]): the
+    /// init executes it, and it the user's program. None when the runtime
+    /// runs sealed itself (or for `exec`).
+    pub trampoline: Option<std::os::fd::OwnedFd>,
+    /// The trampoline's argv: its header (written by the init), the
+    /// program's path (found by the init), then `process.argv`.
+    pub trampoline_argv: Vec<*const libc::c_char>,
+    pub trampoline_header: [u8; super::trampoline::HEADER_CAP],
     pub console_fd: RawFd,
     /// Receives the state JSON for hooks (4-byte message kind first).
     pub msg_buf: Vec<u8>,
@@ -199,6 +202,15 @@ impl ChildPlan {
             || self.ns.fork
             || !self.create_container.is_empty()
             || !self.start_container.is_empty()
+    }
+
+    /// Has the init start the user's program through the trampoline in
+    /// `memfd` ([`super::trampoline`]).
+    pub(crate) fn use_trampoline(&mut self, memfd: std::os::fd::OwnedFd) {
+        let mut argv = vec![std::ptr::null(); 2];
+        argv.extend_from_slice(self.process.argv.ptrs());
+        self.trampoline_argv = argv;
+        self.trampoline = Some(memfd);
     }
 
     /// Whether the init can join its v1 cgroups late: it builds a rootfs
@@ -321,8 +333,10 @@ impl ChildPlan {
             go_after_ready: false,
             ns_handshake: true,
             late_cgroups: false,
-            exe_mount_fd: -1,
             err_fd: -1,
+            trampoline: None,
+            trampoline_argv: Vec::new(),
+            trampoline_header: [0; super::trampoline::HEADER_CAP],
             console_fd: -1,
             msg_buf: Vec::new(),
             state_len: 0,

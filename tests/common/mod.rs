@@ -49,7 +49,24 @@ pub struct Ct {
     pub cgroup: String,
 }
 
+/// Every capability this process holds but CAP_SYS_PTRACE, by name: a
+/// container that gets them has the run of the machine, as the caller
+/// does, yet starts through the exec trampoline like a container with
+/// `rcrun spec`'s defaults (a container that may hold CAP_SYS_PTRACE needs
+/// the sealed runtime instead; see tests/escape_proc_exe.rs).
+pub fn all_caps_but_ptrace() -> Vec<String> {
+    let mut own: Vec<_> = caps::read(None, caps::CapSet::Bounding)
+        .unwrap()
+        .into_iter()
+        .filter(|c| *c != caps::Capability::CAP_SYS_PTRACE)
+        .map(|c| c.to_string())
+        .collect();
+    own.sort();
+    own
+}
+
 pub fn base_config(rootfs: &Path, cgroup: &str, script: &str) -> Value {
+    let caps = all_caps_but_ptrace();
     json!({
         "ociVersion": "1.0.2",
         "root": {"path": rootfs},
@@ -60,6 +77,7 @@ pub fn base_config(rootfs: &Path, cgroup: &str, script: &str) -> Value {
             "args": ["sh", "-c", script],
             "env": ["PATH=/bin:/sbin:/usr/bin", "TERM=xterm"],
             "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         },
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
