@@ -41,9 +41,10 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// `--preserve-fds N`: pass fds 3 to 3+N-1 to the container.
     pub preserve_fds: i32,
-    /// Start containers from a process that is not sealed
-    /// ([`crate::seal`]). Only for callers that accept that the
-    /// container's init can reach their binary until it execs.
+    /// From a process that is not sealed ([`crate::seal`]): exec the
+    /// program directly, without the exec trampoline, whatever the
+    /// container. Only for callers that accept that a program resolving to
+    /// the executing binary (`#!/proc/self/exe`) would run theirs.
     pub allow_unsealed: bool,
 }
 

@@ -19,7 +19,9 @@
 //! use rcrun::{CreateOptions, Runtime};
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Before any thread starts: keep our binary out of the container's reach.
+//!     // Before any thread starts: keep our binary out of the container's
+//!     // reach for every container and for exec (without it, create uses
+//!     // the exec trampoline where that suffices; see rcrun::seal).
 //!     rcrun::seal::ensure_sealed()?;
 //!     let rt = Runtime::new("/run/my-agent");
 //!     let c = rt.create("job-1", "/var/lib/my-agent/bundles/job-1".as_ref(), CreateOptions::default())?;

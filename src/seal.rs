@@ -21,12 +21,15 @@
 //! read-only /usr, or bind-mounted read-only onto itself) is not
 //! re-executed at all: that is the cheapest setup for a node.
 //!
-//! The `rcrun` binary calls it before `create`, `run` and `exec`, after its
-//! ELF entry point has usually done the overlay re-exec already, before
-//! the C library's start-up (which it would otherwise pay twice). A program
-//! that embeds the library must call it at the top of `main`, before it
-//! starts threads; [`crate::Runtime::create`] refuses to start a container
-//! from an unsealed process unless the embedder opts out explicitly.
+//! The `rcrun` binary calls it before `exec`, after its ELF entry point
+//! has usually done the overlay re-exec already, before the C library's
+//! start-up (which it would otherwise pay twice). `create` and `run` need
+//! it only for the containers the exec trampoline does not cover
+//! (`process::trampoline`): [`crate::Runtime::create`] returns
+//! [`crate::Error::Unsealed`] for those, and the CLI then calls it. A
+//! program that embeds the library and runs such containers, or uses
+//! [`crate::Runtime::exec`], calls it at the top of `main`, before it
+//! starts threads.
 //!
 //! The copy is the whole cost of sealing (about 1.5 to 3 ms for a 4 MB
 //! binary: one shmem page allocated and charged per 4 KiB), so it is done

@@ -1,8 +1,8 @@
 //! The binary's ELF entry point: the sealed re-exec before the C library
 //! starts.
 //!
-//! `create`, `run` and `exec` must run from a read-only view of the
-//! binary (CVE-2019-5736, [`rcrun::seal`]). Done from `main`, that costs
+//! `exec` must run from a read-only view of the binary (CVE-2019-5736,
+//! [`rcrun::seal`]; `create` and `run` use the exec trampoline instead). Done from `main`, that costs
 //! a whole program start for nothing: glibc's start-up in the process
 //! about to be replaced (on a virtual machine, about 50 `cpuid`
 //! instructions that each trap to the hypervisor: 0.3 ms here) and the

@@ -17,11 +17,13 @@
 //! it needs no long-lived process; the price is that the child's code is
 //! restricted, which this module keeps small and audited.
 //!
-//! The runtime binary itself is never visible to the container as
-//! `/proc/<pid>/exe`: the CLI re-executes itself from a sealed memfd
-//! before it creates a container ([`crate::seal`]), so the init process,
-//! which waits in the container until `start`, is a copy of a sealed,
-//! unwritable in-memory file, not the host's binary (CVE-2019-5736).
+//! The runtime binary never becomes the program of a process that runs
+//! the container's code (CVE-2019-5736): the init is non-dumpable until
+//! it execs, and it execs the user's program through a 1 KB trampoline
+//! run from a sealed memfd (`trampoline`), so that even a program that
+//! resolves to "the executing binary" (`#!/proc/self/exe`) gets the
+//! sealed trampoline. Containers the trampoline does not cover as well
+//! are created by a runtime that runs sealed itself ([`crate::seal`]).
 //!
 //! The child reports progress and failures to the runtime over a
 //! `SOCK_SEQPACKET` socket pair as fixed-size messages; a failure names
