@@ -128,7 +128,13 @@ impl Exec {
             p.set_user(user);
         }
         if !self.cap.is_empty() {
-            let mut caps = p.capabilities().clone().unwrap_or_default();
+            // Not `unwrap_or_default`: oci-spec's default is a non-empty
+            // set in every field, inheritable and ambient included.
+            let mut caps = match p.capabilities() {
+                Some(c) => c.clone(),
+                None => serde_json::from_value(serde_json::json!({}))
+                    .map_err(|e| Error(format!("--cap: {e}")))?,
+            };
             for c in &self.cap {
                 let name = c.to_ascii_uppercase();
                 let cap = Capability::from_str(name.strip_prefix("CAP_").unwrap_or(&name))
@@ -142,7 +148,13 @@ impl Exec {
                 caps.set_bounding(add(caps.bounding()));
                 caps.set_effective(add(caps.effective()));
                 caps.set_permitted(add(caps.permitted()));
-                caps.set_inheritable(add(caps.inheritable()));
+                // As runc (CVE-2022-29162): never the inheritable set, which
+                // would hand the capability to any program with matching
+                // file capabilities. Ambient needs it inheritable, so only
+                // where the process already has an inheritable set.
+                if caps.inheritable().is_some() {
+                    caps.set_ambient(add(caps.ambient()));
+                }
             }
             p.set_capabilities(Some(caps));
         }
