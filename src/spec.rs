@@ -352,10 +352,50 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                     format!("needs a {t} namespace, which the container does not have"),
                 ))
             }
-            Some(_) => {}
+            Some(t) => {
+                if let Some((i, path)) = nss
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, n)| (n.typ() == t).then_some((i, n.path().as_ref()?)))
+                    .filter(|(_, p)| !p.as_os_str().is_empty())
+                {
+                    if joins_own_namespace(path, t).map_err(|e| {
+                        invalid(
+                            format!("linux.namespaces[{i}].path"),
+                            format!("cannot check {}: {e}", path.display()),
+                        )
+                    })? {
+                        return Err(invalid(
+                            format!("linux.sysctl.{key}"),
+                            format!(
+                                "is not allowed in the host's {t} namespace, which \
+                                 linux.namespaces[{i}].path ({}) joins",
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Whether the namespace file `path` is the runtime's own namespace of
+/// type `t` (the host's, as a rule): the same device and inode as
+/// `/proc/self/ns/<t>`. A sysctl set there would change the host
+/// (runc refuses `net.*` in the host's network namespace).
+fn joins_own_namespace(path: &Path, t: LinuxNamespaceType) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let name = match t {
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Uts => "uts",
+        _ => return Ok(false),
+    };
+    let theirs = std::fs::metadata(path)?;
+    let ours = std::fs::metadata(format!("/proc/self/ns/{name}"))?;
+    Ok(theirs.dev() == ours.dev() && theirs.ino() == ours.ino())
 }
 
 /// The configuration `rcrun spec` writes: runc's default (a shell on a
@@ -470,6 +510,19 @@ mod tests {
         assert!(check(v.clone()).unwrap_err().contains("not namespaced"));
         v["linux"]["sysctl"] = serde_json::json!({"kernel.shmmax": "1"});
         assert!(check(v.clone()).unwrap_err().contains("ipc namespace"));
+    }
+
+    #[test]
+    fn net_sysctl_refused_in_the_host_network_namespace() {
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]);
+        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        let e = check(v.clone()).unwrap_err();
+        assert!(e.contains("linux.sysctl.net.ipv4.ip_forward:"), "{e}");
+        assert!(e.contains("host's"), "{e}");
+        v["linux"]["namespaces"][1]["path"] = "/nonexistent/ns".into();
+        let e = check(v).unwrap_err();
+        assert!(e.contains("linux.namespaces[1].path:"), "{e}");
     }
 
     #[test]
