@@ -153,6 +153,41 @@ fn proc_start_time(pid: i32) -> Option<(u64, char)> {
     Some((start, state))
 }
 
+/// Runs `open`, which opens the namespace files of the recorded init's
+/// pid, and returns its result only if they are the init's: the status
+/// check before is no guarantee, as the init may exit and its pid be
+/// reused at any time, and a vanished init would leave exec in the
+/// runtime's own (the host's) namespaces. So: a pidfd first (it names
+/// that very process from then on), the start time checked against the
+/// record, the files opened, and the pidfd polled: not readable means
+/// the process it names had not exited when the files were opened. On
+/// kernels without pidfds (< 5.3) the start time is checked again after.
+fn join_init<T>(id: &str, rec: &Record, open: impl FnOnce() -> Result<T>) -> Result<T> {
+    let stopped = || Error::InvalidStatus {
+        id: id.into(),
+        status: Status::Stopped,
+        op: "exec in",
+        hint: " (its init process exited)",
+    };
+    let pidfd = match sys::pidfd(rec.state.pid) {
+        Ok(fd) => Some(fd),
+        Err(libc::ESRCH) => return Err(stopped()),
+        Err(_) => None,
+    };
+    if !alive(rec) {
+        return Err(stopped());
+    }
+    let r = open();
+    let exited = match &pidfd {
+        Some(fd) => sys::poll_in(fd.as_raw_fd(), 0).unwrap_or(true),
+        None => !alive(rec),
+    };
+    if exited {
+        return Err(stopped());
+    }
+    r
+}
+
 fn alive(rec: &Record) -> bool {
     rec.state.pid > 0
         && matches!(proc_start_time(rec.state.pid), Some((t, s)) if t == rec.init_start_time && s != 'Z' && s != 'X')
@@ -287,8 +322,9 @@ impl Runtime {
             }
             .into());
         }
-        let mut plan =
-            ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)?;
+        let mut plan = join_init(id, &rec, || {
+            ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)
+        })?;
         let min_fd = 3 + opts.preserve_fds;
         let console = attach_console(
             &mut plan,

@@ -114,22 +114,27 @@ const EXEC_NAMESPACES: &[(&str, c_int)] = &[
 
 impl NamespacePlan {
     /// Joins every namespace of process `pid` that differs from ours (a
-    /// process cannot setns into its own user namespace).
+    /// process cannot setns into its own user namespace). A namespace
+    /// file of `pid` that cannot be opened, where this kernel has the
+    /// type, is an error: skipping it would leave the process in the
+    /// runtime's namespace (the host's), as when `pid` has exited. The
+    /// caller checks that `pid` was the container's init all along
+    /// ([`crate::container`]'s exec, with a pidfd).
     pub(crate) fn join_all(pid: i32) -> std::io::Result<NamespacePlan> {
+        use std::os::unix::fs::MetadataExt;
         let mut plan = NamespacePlan::default();
         for (name, flag) in EXEC_NAMESPACES {
-            let theirs = format!("/proc/{pid}/ns/{name}");
-            let (Ok(a), Ok(b)) = (
-                std::fs::read_link(&theirs),
-                std::fs::read_link(format!("/proc/self/ns/{name}")),
-            ) else {
+            let Ok(ours) = std::fs::metadata(format!("/proc/self/ns/{name}")) else {
                 continue; // a namespace type this kernel lacks
             };
-            if a == b {
+            let theirs = format!("/proc/{pid}/ns/{name}");
+            let f = File::open(&theirs)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{theirs}: {e}")))?;
+            let md = f.metadata()?;
+            if (md.dev(), md.ino()) == (ours.dev(), ours.ino()) {
                 continue;
             }
-            plan.joins
-                .push((OwnedFd::from(File::open(&theirs)?), *flag));
+            plan.joins.push((OwnedFd::from(f), *flag));
             match *flag {
                 libc::CLONE_NEWUSER => plan.joins_user = true,
                 libc::CLONE_NEWPID => plan.fork = true,
