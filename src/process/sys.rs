@@ -243,3 +243,281 @@ pub(crate) fn poll_in(fd: RawFd, timeout_ms: c_int) -> Result<bool, Errno> {
         }
     }
 }
+
+/// Whether the file `fd` is on a procfs (fstatfs), as runc's `isProc`.
+pub(crate) fn on_procfs(fd: RawFd) -> Result<bool, Errno> {
+    // SAFETY: an all-zero statfs is valid; fstatfs fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type == libc::PROC_SUPER_MAGIC)
+}
+
+/// The inode number of every procfs's root directory (fs/proc/internal.h).
+pub(crate) const PROC_ROOT_INO: u64 = 1;
+
+/// Whether `fd` is the root directory of a procfs.
+pub(crate) fn is_procfs_root(fd: RawFd) -> Result<bool, Errno> {
+    if !on_procfs(fd)? {
+        return Ok(false);
+    }
+    // SAFETY: an all-zero stat is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_ino == PROC_ROOT_INO && st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// Where a path given to [`write_proc`] starts, inside the procfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProcBase {
+    /// The procfs root: `sys/kernel/domainname`.
+    Root,
+    /// This thread's directory, `<pid>/task/<tid>` (what `thread-self`
+    /// points to), built from getpid(2) and gettid(2). The procfs must
+    /// belong to this process's pid namespace: the path is checked
+    /// against its `thread-self` link, and refused (EXDEV) otherwise.
+    /// For the container's own `/proc`, after pivot_root.
+    ThreadSelf,
+    /// This process's directory as that procfs numbers it: the target
+    /// of its `self` link (digits only). For the runtime's `/proc`
+    /// before pivot_root, whose pid namespace is not the init's: in the
+    /// init's new mount namespace only the host can mount over it (the
+    /// `mounts` entries land inside the rootfs).
+    SelfLink,
+}
+
+/// Writes `value` to the file `path` (relative, no leading `/`, no NUL)
+/// of the procfs mounted at `/proc`, through a verified procfs only:
+/// `/proc` must be the root of a procfs (fstatfs PROC_SUPER_MAGIC, inode
+/// 1; not a symlink), `path` is opened from it with openat2
+/// RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS, so that no
+/// mount over a part of it (a volume on /proc/sys) and no symlink can
+/// redirect the write, and the opened file must be on procfs again.
+/// CVE-2025-52881, CVE-2019-16884.
+///
+/// Errors: EXDEV when `/proc` is not a procfs root, when the path
+/// crosses a mount, or when `thread-self` is not this thread; ELOOP
+/// when it meets a symlink; ENAMETOOLONG; or the open's or write's own.
+/// Async-signal-safe: no allocation, the path is built on the stack.
+pub(crate) fn write_proc(base: ProcBase, path: &[u8], value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the path is a NUL-terminated literal.
+    let proc = check(unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })?;
+    let r = write_proc_at(proc, base, path, value);
+    close(proc);
+    r
+}
+
+/// [`write_proc`] from an already-opened `/proc` (O_PATH) fd.
+pub(crate) fn write_proc_at(
+    proc: RawFd,
+    base: ProcBase,
+    path: &[u8],
+    value: &[u8],
+) -> Result<(), Errno> {
+    if !is_procfs_root(proc)? {
+        return Err(libc::EXDEV);
+    }
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    let mut len = match base {
+        ProcBase::Root => 0,
+        ProcBase::ThreadSelf => {
+            // SAFETY: plain syscalls without arguments.
+            let (pid, tid) = unsafe { (libc::getpid(), libc::syscall(libc::SYS_gettid)) };
+            let n = prefixed_number(&mut buf, b"", pid as u32);
+            let n = prefixed_number(&mut buf[n..], b"/task/", tid as u32) + n;
+            let mut link = [0u8; 64];
+            if read_link(proc, c"thread-self", &mut link)? != &buf[..n] {
+                return Err(libc::EXDEV);
+            }
+            buf[n] = b'/';
+            n + 1
+        }
+        ProcBase::SelfLink => {
+            let n = read_link(proc, c"self", &mut buf[..16])?.len();
+            if n == 0 || !buf[..n].iter().all(u8::is_ascii_digit) {
+                return Err(libc::EXDEV);
+            }
+            buf[n] = b'/';
+            n + 1
+        }
+    };
+    if path.contains(&0) || len + path.len() >= buf.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[len..len + path.len()].copy_from_slice(path);
+    len += path.len();
+    buf[len] = 0;
+    // SAFETY: an all-zero open_how is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_SYMLINKS;
+    let fd = loop {
+        // SAFETY: `how` and the NUL-terminated `buf` outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                proc,
+                buf.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            break r as RawFd;
+        }
+        if errno() != libc::EAGAIN {
+            return Err(errno());
+        }
+    };
+    let r = match on_procfs(fd) {
+        Ok(true) => write_all(fd, value),
+        Ok(false) => Err(libc::EXDEV),
+        Err(e) => Err(e),
+    };
+    close(fd);
+    r
+}
+
+/// readlinkat(2) of `name` in `dir` into `buf`; the link's bytes. A
+/// target that fills `buf` counts as too long (ENAMETOOLONG).
+fn read_link<'a>(dir: RawFd, name: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8], Errno> {
+    // SAFETY: buf is valid for buf.len() bytes; name is NUL-terminated.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(errno());
+    }
+    let n = n as usize;
+    if n >= buf.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    Ok(&buf[..n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::null;
+
+    fn open_dir(p: &CStr) -> RawFd {
+        // SAFETY: p is NUL-terminated.
+        check(unsafe {
+            libc::open(
+                p.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn writes_this_threads_files_through_task_tid() {
+        // In a thread of its own (not the process's main thread): the
+        // path is <pid>/task/<tid>, checked against thread-self.
+        std::thread::spawn(|| {
+            write_proc(ProcBase::ThreadSelf, b"comm", b"rcrun-wp").unwrap();
+            let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+            assert_eq!(comm, "rcrun-wp\n");
+            assert_eq!(
+                write_proc(ProcBase::ThreadSelf, b"no-such-file", b"x"),
+                Err(libc::ENOENT)
+            );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn writes_the_process_files_through_its_self_link() {
+        let v = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+        write_proc(ProcBase::SelfLink, b"oom_score_adj", v.trim().as_bytes()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string("/proc/self/oom_score_adj").unwrap(),
+            v
+        );
+    }
+
+    #[test]
+    fn refuses_symlinks_and_paths_out_of_procfs() {
+        // self and thread-self are symlinks, even inside procfs.
+        for p in [&b"self/comm"[..], b"thread-self/comm", b"self/attr/current"] {
+            assert_eq!(write_proc(ProcBase::Root, p, b"x"), Err(libc::ELOOP));
+        }
+        // Out of /proc.
+        for p in [&b"../tmp/x"[..], b"/tmp/x", b"sys/../../etc/hostname"] {
+            assert_eq!(write_proc(ProcBase::Root, p, b"x"), Err(libc::EXDEV));
+        }
+        assert_eq!(
+            write_proc(ProcBase::Root, b"sys/kernel/a\0b", b"x"),
+            Err(libc::ENAMETOOLONG)
+        );
+        assert_eq!(
+            write_proc(ProcBase::Root, &[b'a'; 5000], b"x"),
+            Err(libc::ENAMETOOLONG)
+        );
+    }
+
+    #[test]
+    fn refuses_a_proc_that_is_not_a_procfs_root() {
+        // A directory that is not procfs, and one inside procfs (a bind
+        // of /proc/sys over /proc would look like procfs to fstatfs).
+        for dir in [c"/tmp", c"/proc/sys", c"/proc/self"] {
+            let fd = open_dir(dir);
+            assert_eq!(
+                write_proc_at(fd, ProcBase::Root, b"kernel/domainname", b"x"),
+                Err(libc::EXDEV),
+                "{dir:?}"
+            );
+            close(fd);
+        }
+        let fd = open_dir(c"/proc");
+        assert!(is_procfs_root(fd).unwrap());
+        close(fd);
+    }
+
+    #[test]
+    fn refuses_crossing_a_mount_inside_procfs() {
+        // A private mount namespace in a child: a tmpfs over /proc/sys,
+        // and the write beneath it refused with EXDEV (the child exits
+        // with the errno it got, 0 for success). Root only.
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let pid = fork(0).unwrap();
+        if pid == 0 {
+            // SAFETY: the child only makes system calls, then _exits.
+            unsafe {
+                let code = (|| {
+                    check(libc::unshare(libc::CLONE_NEWNS))?;
+                    mount(
+                        null(),
+                        c"/".as_ptr(),
+                        null(),
+                        libc::MS_PRIVATE | libc::MS_REC,
+                        null(),
+                    )?;
+                    mount(
+                        c"tmpfs".as_ptr(),
+                        c"/proc/sys/kernel".as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        0,
+                        null(),
+                    )?;
+                    write_proc(ProcBase::Root, b"sys/kernel/domainname", b"x")
+                })()
+                .err()
+                .unwrap_or(0);
+                libc::_exit(code);
+            }
+        }
+        let st = waitpid(pid).unwrap();
+        assert!(libc::WIFEXITED(st));
+        assert_eq!(libc::WEXITSTATUS(st), libc::EXDEV);
+    }
+}

@@ -94,6 +94,77 @@ pub(crate) struct MountOp {
     /// mount and everything below it once `children` are bound: one
     /// recursive mount_setattr(2) rather than a remount each.
     pub tree_flags: c_ulong,
+    /// Where on a procfs the destination may resolve to in the init.
+    pub on_proc: OnProc,
+}
+
+/// Whether a mount may land on a procfs (runc's `checkProcMount`), checked
+/// on the literal destination here and again in the init on the resolved
+/// one (a symlink in the image such as `/vol -> /proc/sys` must not carry
+/// a volume onto procfs: CVE-2019-16884, CVE-2025-52881).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnProc {
+    /// Nowhere: the destination is not on or under `/proc`.
+    Never,
+    /// A procfs on `/proc`: only on the root of a procfs.
+    Root,
+    /// A file lxcfs emulates (`/proc/meminfo`): anywhere on procfs.
+    File,
+}
+
+/// The files under /proc that may be mount destinations (those lxcfs
+/// emulates), as runc's `checkProcMount`.
+const VALID_PROC_MOUNTS: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// Checks a mount destination (cleaned, absolute) against /proc: on
+/// `/proc` itself only a procfs (type or source `proc`, or a bind of a
+/// procfs); under it only [`VALID_PROC_MOUNTS`].
+fn check_proc_mount(
+    dest: &Path,
+    typ: &str,
+    source: Option<&Path>,
+    bind_from: Option<&Path>,
+) -> Result<OnProc, String> {
+    let Ok(rest) = dest.strip_prefix("/proc") else {
+        return Ok(OnProc::Never);
+    };
+    if rest.as_os_str().is_empty() {
+        // A bind's source is relative to the bundle.
+        let procfs_source = |bundle: &Path| {
+            source.is_some_and(|s| {
+                nix::sys::statfs::statfs(&bundle.join(s))
+                    .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+            })
+        };
+        let ok = match bind_from {
+            None => typ == "proc" || (typ.is_empty() && source == Some(Path::new("proc"))),
+            Some(bundle) => procfs_source(bundle),
+        };
+        if ok {
+            return Ok(OnProc::Root);
+        }
+        return Err("/proc can only be a mount of type proc (or a bind of a procfs)".into());
+    }
+    if VALID_PROC_MOUNTS.iter().any(|v| dest == Path::new(v)) {
+        return Ok(OnProc::File);
+    }
+    Err(format!(
+        "{} is inside /proc: only {} may be mounted there",
+        dest.display(),
+        VALID_PROC_MOUNTS.join(", ")
+    ))
 }
 
 impl MountOp {
@@ -220,6 +291,14 @@ impl RootfsPlan {
             if bind && dest == Path::new("/dev") {
                 setup_dev = false;
             }
+            let clean = PathPlan::new(dest).full;
+            let on_proc = check_proc_mount(
+                Path::new(std::ffi::OsStr::from_bytes(clean.as_bytes())),
+                typ,
+                m.source().as_deref(),
+                bind.then_some(bundle),
+            )
+            .map_err(|r| invalid(field("destination"), r))?;
             if typ == "cgroup" && !bind {
                 cgroup_mounts(
                     &mut mounts,
@@ -268,6 +347,7 @@ impl RootfsPlan {
                 copyup: opts.copyup && typ == "tmpfs",
                 children: Vec::new(),
                 tree_flags: 0,
+                on_proc,
             });
         }
         let mut devices: Vec<DeviceOp> = Vec::new();
@@ -412,6 +492,7 @@ fn cgroup_mounts(
         copyup: false,
         children: Vec::new(),
         tree_flags: 0,
+        on_proc: OnProc::Never,
     };
     match h {
         Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
@@ -428,6 +509,7 @@ fn cgroup_mounts(
             copyup: false,
             children: Vec::new(),
             tree_flags: 0,
+            on_proc: OnProc::Never,
         }),
         Hierarchy::Unified(_) => {
             if let Some(leaf) = set.leaves.first() {
@@ -460,6 +542,7 @@ fn cgroup_mounts(
                 copyup: false,
                 children,
                 tree_flags: fl,
+                on_proc: OnProc::Never,
             });
         }
     }
@@ -492,6 +575,40 @@ mod tests {
             parent_mount(&info, Path::new("/proc/self")),
             Path::new("/proc")
         );
+    }
+
+    #[test]
+    fn proc_mount_destinations() {
+        let p = |d: &str, t: &str, s: Option<&str>, bind: bool| {
+            check_proc_mount(
+                Path::new(d),
+                t,
+                s.map(Path::new),
+                bind.then_some(Path::new("/nonexistent-bundle")),
+            )
+        };
+        assert_eq!(p("/procfoo", "tmpfs", None, false), Ok(OnProc::Never));
+        assert_eq!(p("/", "tmpfs", None, false), Ok(OnProc::Never));
+        assert_eq!(p("/proc", "proc", Some("proc"), false), Ok(OnProc::Root));
+        assert_eq!(p("/proc", "", Some("proc"), false), Ok(OnProc::Root));
+        assert_eq!(p("/proc", "bind", Some("/proc"), true), Ok(OnProc::Root));
+        assert!(p("/proc", "tmpfs", Some("proc"), false).is_err());
+        assert!(p("/proc", "bind", Some("/tmp"), true).is_err());
+        assert!(p("/proc", "bind", Some("proc"), true).is_err());
+        for ok in VALID_PROC_MOUNTS {
+            assert_eq!(p(ok, "bind", Some("/etc/hostname"), true), Ok(OnProc::File));
+        }
+        for bad in [
+            "/proc/sys",
+            "/proc/sys/kernel",
+            "/proc/self/attr",
+            "/proc/sysrq-trigger",
+            "/proc/uptime/x",
+            "/proc/kcore",
+        ] {
+            let e = p(bad, "tmpfs", None, false).unwrap_err();
+            assert!(e.contains("is inside /proc"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::ptr::null;
 
-use super::plan::{DeviceOp, MountOp, PathPlan, RootfsPlan};
+use super::plan::{DeviceOp, MountOp, OnProc, PathPlan, RootfsPlan};
 use crate::process::sys::{self, check, close, fd_path, mount, open_in_root, Errno};
 use crate::process::{At, Fail, Stage};
 
@@ -97,6 +97,10 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
     let i = m.index as u32;
     let create = if m.file { Create::File } else { Create::Dir };
     let fd = resolve(root, &m.dest, create).at(Stage::MountTarget, i)?;
+    if let Err(e) = check_proc_target(fd, m) {
+        close(fd);
+        return Err(e).at(Stage::MountTarget, i);
+    }
     let mut buf = [0u8; 32];
     let target = fd_path(&mut buf, fd);
     // tmpcopyup: hold the directory the tmpfs will cover, to copy from.
@@ -179,6 +183,27 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         r.at(Stage::Remount, i)?;
     }
     Ok(())
+}
+
+/// Refuses (EXDEV) a resolved destination `fd` on a procfs unless the
+/// plan allows this mount there (runc's `checkProcMount`, after
+/// resolution): a symlink in the image (`/vol -> /proc/sys/kernel`) or an
+/// earlier mount must not carry a volume over procfs files the init
+/// writes or the kernel reads (CVE-2019-16884, CVE-2025-52881).
+fn check_proc_target(fd: RawFd, m: &MountOp) -> Result<(), Errno> {
+    if !sys::on_procfs(fd)? {
+        return Ok(());
+    }
+    let ok = match m.on_proc {
+        OnProc::Never => false,
+        OnProc::Root => sys::is_procfs_root(fd)?,
+        OnProc::File => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(libc::EXDEV)
+    }
 }
 
 /// Binds `m.children` into the fresh mount `dir` and applies
