@@ -251,19 +251,25 @@ fn kill_all_reaches_every_process() {
 
 #[test]
 fn device_rules_are_enforced() {
-    // Deny everything: the default devices and linux.devices stay usable
-    // (runc's allowlist), other devices cannot even be created.
-    let mut c = Ct::new(
-        "echo x > /dev/null && echo null-ok; head -c1 /dev/zero2 | wc -c; \
-         mknod /tmp/sda b 8 0 2>/dev/null && echo mknod-ok || echo mknod-denied",
-    );
+    // Deny everything: the default devices and linux.devices stay usable;
+    // other devices can be made (runc's defaults allow mknod of any) but
+    // not opened. (In /dev: /tmp is nodev.)
+    let open_kmsg = "mknod /dev/kmsg2 c 1 11 2>/dev/null && echo mknod-ok || echo mknod-denied; \
+                     head -c 512 /dev/kmsg2 >/dev/null 2>&1 && echo open-ok || echo open-denied";
+    let mut c = Ct::new(&format!(
+        "echo x > /dev/null && echo null-ok; head -c1 /dev/zero2 | wc -c; {open_kmsg}"
+    ));
     c.cfg["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
     c.cfg["linux"]["devices"] =
         json!([{"path": "/dev/zero2", "type": "c", "major": 1, "minor": 5}]);
-    assert_eq!(c.run_ok(), "null-ok\n1\nmknod-denied\n");
-    // Without the deny rule the same mknod works (CAP_MKNOD is there).
-    let c = Ct::new("mknod /tmp/sda b 8 0 2>/dev/null && echo mknod-ok || echo mknod-denied");
-    assert_eq!(c.run_ok(), "mknod-ok\n");
+    assert_eq!(c.run_ok(), "null-ok\n1\nmknod-ok\nopen-denied\n");
+    // A rule for the device opens it (CAP_MKNOD is there).
+    let mut c = Ct::new(open_kmsg);
+    c.cfg["linux"]["resources"] = json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+    ]});
+    assert_eq!(c.run_ok(), "mknod-ok\nopen-ok\n");
 }
 
 #[test]

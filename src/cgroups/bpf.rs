@@ -4,10 +4,14 @@
 //! well-kept crate assembles this small program, so it is written here:
 //! about thirty instructions generated from the rules.
 //!
-//! The rules keep their v1 meaning: applied in order, the last one that
-//! matches decides; a request no rule matches is allowed, as in a new v1
-//! cgroup that inherits its parent's allow-all (configs start with a
-//! deny-all rule to restrict).
+//! The rules are applied in order and the last one that matches decides
+//! (as crun's and youki's programs; runc's emulator differs only where a
+//! rule punches a hole in an earlier wildcard, which it ignores: last
+//! match is stricter there for deny rules). A request no rule matches is
+//! denied: runc's emulator starts from deny-all, and the caller's list
+//! starts with one anyway ([`super::resources::device_rules`]). A rule of
+//! type `a` (or without a type) matches every device whatever its numbers
+//! and access, as `a` in v1's devices.allow and in runc's emulator.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -71,23 +75,38 @@ pub fn program(rules: &[LinuxDeviceCgroup]) -> Vec<Insn> {
     // Last match wins: test the rules from the last to the first.
     for r in rules.iter().rev() {
         let mut checks: Vec<(u8, u8, i32)> = Vec::new(); // (reg, extra, value) as JNE tests
-        match r.typ() {
-            Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => checks.push((2, 0, DEV_CHAR)),
-            Some(LinuxDeviceType::B) => checks.push((2, 0, DEV_BLOCK)),
+        let typ = match r.typ() {
+            Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => DEV_CHAR,
+            Some(LinuxDeviceType::B) => DEV_BLOCK,
             Some(LinuxDeviceType::P) => continue, // fifos are not device-controlled
-            _ => {}
-        }
-        let acc = access_mask(r.access().as_deref().unwrap_or("rwm"));
-        let all = ACC_MKNOD | ACC_READ | ACC_WRITE;
-        if acc != all {
-            // r6 = access & ~acc; the request must be a subset of the rule.
-            checks.push((6, 1, !acc & all));
-        }
-        if let Some(m) = r.major().filter(|m| *m >= 0) {
-            checks.push((4, 0, m as i32));
-        }
-        if let Some(m) = r.minor().filter(|m| *m >= 0) {
-            checks.push((5, 0, m as i32));
+            // `a`: every device, every access (v1's "a").
+            _ => 0,
+        };
+        // A number is a device number (0..=u32::MAX), or absent / -1 for
+        // any. Another one names no device: the rule can match nothing
+        // (device_rules refuses it before; this keeps it from ever
+        // becoming a wildcard).
+        let number = |n: Option<i64>| match n {
+            None | Some(-1) => Some(None),
+            Some(n) => u32::try_from(n).ok().map(Some),
+        };
+        let (Some(major), Some(minor)) = (number(r.major()), number(r.minor())) else {
+            continue;
+        };
+        if typ != 0 {
+            checks.push((2, 0, typ));
+            let acc = access_mask(r.access().as_deref().unwrap_or("rwm"));
+            let all = ACC_MKNOD | ACC_READ | ACC_WRITE;
+            if acc != all {
+                // r6 = access & ~acc; the request must be a subset of the rule.
+                checks.push((6, 1, !acc & all));
+            }
+            if let Some(m) = major {
+                checks.push((4, 0, m as i32));
+            }
+            if let Some(m) = minor {
+                checks.push((5, 0, m as i32));
+            }
         }
         let unconditional = checks.is_empty();
         let mut block = Vec::new();
@@ -116,9 +135,8 @@ pub fn program(rules: &[LinuxDeviceCgroup]) -> Vec<Insn> {
             return p;
         }
     }
-    // No catch-all rule: as on v1, where a new cgroup inherits its
-    // parent's allow-all and only deny rules restrict, allow.
-    p.push(insn(MOV32_K, 0, 0, 0, 1));
+    // No rule matched: deny (runc's emulator starts from deny-all).
+    p.push(insn(MOV32_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
     p
 }
@@ -232,11 +250,44 @@ mod tests {
         assert_eq!(p[6], insn(JNE_K, 2, 0, 7, DEV_CHAR));
         assert_eq!(p[12], insn(MOV32_K, 0, 0, 0, 1));
         assert_eq!(p[14], insn(MOV32_K, 0, 0, 0, 0));
-        // Without a catch-all, the default is v1's inherited allow.
+        // Without a catch-all, a request no rule matches is denied.
         let p = program(&rules(
-            serde_json::json!([{"allow": false, "type": "c", "major": 1, "minor": 3}]),
+            serde_json::json!([{"allow": true, "type": "c", "major": 1, "minor": 3}]),
         ));
-        assert_eq!(p[p.len() - 2], insn(MOV32_K, 0, 0, 0, 1));
+        assert_eq!(p.len(), 6 + 5 + 2);
+        assert_eq!(p[p.len() - 3], insn(EXIT, 0, 0, 0, 0));
+        assert_eq!(p[p.len() - 2], insn(MOV32_K, 0, 0, 0, 0));
+        // Nor does an empty list allow anything.
+        let p = program(&[]);
+        assert_eq!(p[6..], [insn(MOV32_K, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0)]);
+    }
+
+    /// A negative major or minor other than -1 never becomes a wildcard:
+    /// the rule is left out. -1 is the wildcard, as an absent number.
+    #[test]
+    fn negative_numbers_match_nothing() {
+        let p = program(&rules(serde_json::json!([
+            {"allow": true, "type": "b", "major": -2, "minor": -2, "access": "rwm"}
+        ])));
+        assert_eq!(p.len(), 6 + 2);
+        assert_eq!(p[6], insn(MOV32_K, 0, 0, 0, 0));
+        let p = program(&rules(serde_json::json!([
+            {"allow": true, "type": "b", "major": -1, "minor": 0, "access": "rwm"}
+        ])));
+        // type, minor, mov, exit: no major test.
+        assert_eq!(p.len(), 6 + 4 + 2);
+        assert_eq!(p[7], insn(JNE_K, 5, 0, 2, 0));
+    }
+
+    /// `a` matches every device, whatever its numbers, as in v1.
+    #[test]
+    fn type_a_is_every_device() {
+        let p = program(&rules(serde_json::json!([
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": false, "type": "a", "major": 8, "access": "r"}
+        ])));
+        assert_eq!(p.len(), 6 + 2);
+        assert_eq!(p[6], insn(MOV32_K, 0, 0, 0, 0));
     }
 
     /// The kernel's verifier accepts the program (the suite runs as root).
@@ -246,8 +297,14 @@ mod tests {
             {"allow": false, "access": "rwm"},
             {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
             {"allow": true, "type": "b", "access": "r"},
-            {"allow": true, "type": "a", "major": 136, "access": "rw"}
+            {"allow": true, "type": "c", "major": 136, "access": "rw"}
         ])));
         load(&p).expect("BPF_PROG_LOAD");
+        // Without a catch-all, and empty.
+        let p = program(&rules(serde_json::json!([
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+        ])));
+        load(&p).expect("BPF_PROG_LOAD");
+        load(&program(&[])).expect("BPF_PROG_LOAD");
     }
 }

@@ -90,6 +90,18 @@ impl CgroupError {
     }
 }
 
+/// Whether the runtime runs without root's rights over the host's
+/// cgroups: as a non-root user, or inside a user namespace (where
+/// bpf(2) and the v1 devices files refuse, and runc skips device rules).
+fn unprivileged() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return true;
+    }
+    fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
     move |source| CgroupError::Io {
         path: path.to_path_buf(),
@@ -295,6 +307,11 @@ impl CgroupSet {
     /// Creates the planned leaves of `part` (`inner` is their path below
     /// each hierarchy's root) and checks the ones that existed. On
     /// failure, what this call created is removed again.
+    ///
+    /// The devices leaf (v1) or the leaf (v2) starts with the device rules
+    /// of a container without `linux.resources.devices`: deny-all but
+    /// runc's default devices. [`Self::apply`] replaces them with the
+    /// spec's; a container whose spec has no `linux.resources` keeps them.
     pub(crate) fn make(&mut self, inner: &Path, part: Part) -> Result<(), CgroupError> {
         let before = self.created.len();
         let picked: Vec<usize> = (0..self.leaves.len())
@@ -307,7 +324,13 @@ impl CgroupSet {
                 .is_some_and(|c| c.iter().any(|c| c == "cpuset"));
             self.mkdir_all(i, inner, cpuset)
         });
-        match res.and_then(|()| self.check_fitness(&picked)) {
+        let res = res
+            .and_then(|()| self.check_fitness(&picked))
+            .and_then(|()| {
+                let base = resources::device_rules(None, &[])?;
+                self.apply_devices(&base, 0, false, part)
+            });
+        match res {
             Ok(()) => Ok(()),
             Err(e) => {
                 let made = self.created.split_off(before);
@@ -492,8 +515,14 @@ impl CgroupSet {
     }
 
     /// Applies `linux.resources`; `devices` are extra device rules to
-    /// allow (the default devices and `linux.devices`), appended after the
-    /// spec's own when the spec restricts devices at all.
+    /// allow (the default devices and `linux.devices`).
+    ///
+    /// The device rules always start from deny-all, then the spec's
+    /// `linux.resources.devices`, runc's default devices and `devices`
+    /// ([`resources::device_rules`]), so a spec without rules, or whose
+    /// rules lack a deny-all, denies every other device. With neither
+    /// `linux.resources.devices` nor `devices` (an update of other
+    /// limits) the device rules are left as they are.
     ///
     /// # Errors
     /// [`CgroupError`] naming the spec field the kernel refused.
@@ -503,18 +532,23 @@ impl CgroupSet {
         devices: &[LinuxDeviceCgroup],
     ) -> Result<(), CgroupError> {
         let mut res = res.clone();
-        let rules: Option<Vec<LinuxDeviceCgroup>> = res.devices().clone().map(|mut r| {
-            r.extend_from_slice(devices);
-            r
-        });
-        res.set_devices(if self.v2 { None } else { rules.clone() });
+        let spec = res.devices().clone();
+        let rules = match (&spec, devices.is_empty()) {
+            (None, true) => None,
+            _ => Some(resources::device_rules(spec.as_deref(), devices)?),
+        };
+        res.set_devices(None);
         let settings = if self.v2 {
             resources::v2(&res)?
         } else {
             resources::v1(&res)?
         };
-        // Consecutive values for one file (the device rules) go through
-        // one open file, a write each, as the kernel takes them.
+        if let Some(rules) = &rules {
+            let spec_len = spec.as_ref().map_or(0, Vec::len);
+            self.apply_devices(rules, spec_len, spec.is_some(), Part::All)?;
+        }
+        // Consecutive values for one file go through one open file, a
+        // write each, as the kernel takes them.
         let mut open: Option<(PathBuf, fs::File)> = None;
         for s in &settings {
             let ctrl = if self.v2 {
@@ -542,16 +576,86 @@ impl CgroupSet {
             let (_, f) = open.as_mut().expect("just opened");
             f.write_all(s.value.as_bytes()).map_err(fail)?;
         }
-        if let (true, Some(rules)) = (self.v2, rules) {
-            let leaf = self.leaves.first().expect("created");
-            let prog = bpf::program(&rules);
+        Ok(())
+    }
+
+    /// Replaces the device rules of the leaves in `part` with `rules`
+    /// (from [`resources::device_rules`], `spec_len` of them from the
+    /// spec): devices.deny/devices.allow on v1, an eBPF program on v2.
+    ///
+    /// Where the rules cannot be applied they are skipped, as runc does,
+    /// unless the spec asked for rules (`required`) and the host lacks
+    /// the controller: on a v1 host without a devices hierarchy, and when
+    /// the kernel refuses an unprivileged runtime (rootless, or in a user
+    /// namespace: bpf(2) and the devices files are root's).
+    fn apply_devices(
+        &self,
+        rules: &[LinuxDeviceCgroup],
+        spec_len: usize,
+        required: bool,
+        part: Part,
+    ) -> Result<(), CgroupError> {
+        let field = "linux.resources.devices";
+        let skip = |e: CgroupError| {
+            if e.is_permission() && unprivileged() {
+                log::debug!("rootless: no device rules ({e})");
+                Ok(())
+            } else {
+                Err(e)
+            }
+        };
+        if self.v2 {
+            let Some(leaf) = self.leaves.first() else {
+                return Ok(());
+            };
+            if !self.in_part(0, part) {
+                return Ok(());
+            }
+            let prog = bpf::program(rules);
             let fd = bpf::load(&prog).and_then(|fd| bpf::attach(leaf, &fd));
-            fd.map_err(|source| CgroupError::Write {
-                field: "linux.resources.devices".into(),
-                path: leaf.clone(),
-                value: format!("eBPF device program ({} rules)", rules.len()),
+            return fd
+                .map_err(|source| CgroupError::Write {
+                    field: field.into(),
+                    path: leaf.clone(),
+                    value: format!("eBPF device program ({} rules)", rules.len()),
+                    source,
+                })
+                .or_else(skip);
+        }
+        let Some(i) = self
+            .controllers
+            .iter()
+            .position(|c| c.iter().any(|c| c == "devices"))
+        else {
+            if required {
+                self.dir_for("devices", field)?;
+            }
+            return Ok(());
+        };
+        if !self.in_part(i, part) {
+            return Ok(());
+        }
+        let dir = &self.leaves[i];
+        let mut open: Option<(PathBuf, fs::File)> = None;
+        let write = |open: &mut Option<(PathBuf, fs::File)>, s: &resources::Setting| {
+            let path = dir.join(&s.file);
+            let fail = |source| CgroupError::Write {
+                field: s.field.clone(),
+                path: path.clone(),
+                value: s.value.clone(),
                 source,
-            })?;
+            };
+            if open.as_ref().is_none_or(|(p, _)| *p != path) {
+                let f = fs::File::options().write(true).open(&path).map_err(fail)?;
+                *open = Some((path.clone(), f));
+            }
+            let (_, f) = open.as_mut().expect("just opened");
+            f.write_all(s.value.as_bytes()).map_err(fail)
+        };
+        for s in resources::v1_devices(rules, spec_len) {
+            if let Err(e) = write(&mut open, &s) {
+                return skip(e);
+            }
         }
         Ok(())
     }

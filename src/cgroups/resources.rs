@@ -6,13 +6,22 @@
 //! mapping is unit-tested without a kernel. Device rules on v2 are not
 //! files: they become an eBPF program ([`super::bpf`]).
 //!
+//! Device rules always start from deny-all, as runc's (its device
+//! emulator starts as an allow list): [`device_rules`] puts a deny-all
+//! first, the spec's `linux.resources.devices` after it, then runc's
+//! default devices ([`default_device_rules`]) and the runtime's extra
+//! rules, so that a spec without devices, or whose rules lack a deny-all,
+//! still denies every device but the defaults.
+//!
 //! Why not cgroups-rs: its OCI manager (0.5) pulls a D-Bus stack into
 //! every invocation (a bigger binary to seal and load per container),
 //! resolves paths against the caller's own cgroup, has no v2 device
 //! program, rdma or `unified` support, and its errors do not carry the
 //! spec field. The file formats below are the kernel's and runc's.
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources,
+};
 
 /// One value to write into a cgroup file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,20 +117,140 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
     format!("{t} {}:{} {access}", num(d.major()), num(d.minor()))
 }
 
-/// The writes for `res` on cgroup v1. `update` leaves out what cannot be
-/// changed on a running container. Zero values that runc's callers use
-/// for "unchanged" (docker's update) are skipped.
-pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
-    let mut o = Out { v: Vec::new() };
-    if let Some(devs) = res.devices() {
-        for (i, d) in devs.iter().enumerate() {
-            let file = if d.allow() {
+fn device_cgroup(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut b = LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .typ(typ)
+        .access(access.to_string());
+    if let Some(m) = major {
+        b = b.major(m);
+    }
+    if let Some(m) = minor {
+        b = b.minor(m);
+    }
+    b.build().expect("every field is set")
+}
+
+/// The devices every container may use whatever its spec says: runc's
+/// `AllowedDevices` (libcontainer/specconv): mknod of any character or
+/// block device (opening one still needs a rule), /dev/null, /dev/random,
+/// /dev/full, /dev/tty, /dev/zero, /dev/urandom, /dev/console, the ptys
+/// (/dev/pts/*, 136:*) and /dev/ptmx.
+pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::{B, C};
+    let mut v = vec![
+        device_cgroup(true, C, None, None, "m"),
+        device_cgroup(true, B, None, None, "m"),
+    ];
+    for (maj, min) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1)] {
+        v.push(device_cgroup(true, C, Some(maj), Some(min), "rwm"));
+    }
+    v.push(device_cgroup(true, C, Some(136), None, "rwm"));
+    v.push(device_cgroup(true, C, Some(5), Some(2), "rwm"));
+    v
+}
+
+/// A rule's major or minor: absent or `-1` (runc's wildcard) mean any
+/// device; any other negative number names no device. runc writes such a
+/// number as is to devices.allow on v1, which the kernel refuses, but
+/// its v2 program treats every negative number as a wildcard (an allow
+/// of `b -2:-2` then opened every block device): refused here on both.
+fn check_device_number(n: Option<i64>, field: impl FnOnce() -> String) -> Result<(), Unsupported> {
+    match n {
+        Some(n) if n < -1 => Err(Unsupported {
+            field: field(),
+            reason: format!("{n} is not a device number (leave it out, or -1, for any)"),
+        }),
+        Some(n) if n > i64::from(u32::MAX) => Err(Unsupported {
+            field: field(),
+            reason: format!("{n} is not a device number (at most {})", u32::MAX),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The complete device rule list for a container, in the order they
+/// apply (the last match decides): a deny-all, the spec's
+/// `linux.resources.devices` (`spec`), runc's default devices, then
+/// `extra` (rules the runtime adds, such as the `linux.devices`).
+///
+/// # Errors
+/// [`Unsupported`] naming the field (`linux.resources.devices[2].major`)
+/// for a major or minor below -1 (or below 0 in `extra`).
+pub fn device_rules(
+    spec: Option<&[LinuxDeviceCgroup]>,
+    extra: &[LinuxDeviceCgroup],
+) -> Result<Vec<LinuxDeviceCgroup>, Unsupported> {
+    for (i, d) in spec.unwrap_or_default().iter().enumerate() {
+        check_device_number(d.major(), || format!("linux.resources.devices[{i}].major"))?;
+        check_device_number(d.minor(), || format!("linux.resources.devices[{i}].minor"))?;
+    }
+    // The runtime's rules name real devices (a `linux.devices` node, or
+    // an absent number for a range): -1 there is no wildcard either.
+    for d in extra {
+        let rule = || format!("linux.devices (device rule {})", device_rule(d));
+        for n in [d.major(), d.minor()] {
+            check_device_number(n, rule)?;
+            if let Some(n) = n.filter(|n| *n < 0) {
+                return Err(Unsupported {
+                    field: rule(),
+                    reason: format!("{n} is not a device number"),
+                });
+            }
+        }
+    }
+    let mut v = vec![device_cgroup(false, LinuxDeviceType::A, None, None, "rwm")];
+    v.extend_from_slice(spec.unwrap_or_default());
+    v.extend(default_device_rules());
+    v.extend_from_slice(extra);
+    Ok(v)
+}
+
+/// The spec field behind rule `i` of a [`device_rules`] list made with
+/// `spec_len` spec rules.
+pub fn device_rule_field(i: usize, spec_len: usize) -> String {
+    match i {
+        0 => "linux.resources.devices (the leading deny-all)".into(),
+        i if i <= spec_len => format!("linux.resources.devices[{}]", i - 1),
+        _ => "linux.resources.devices (the default devices and linux.devices)".into(),
+    }
+}
+
+/// The devices.allow/devices.deny writes for `rules` (from
+/// [`device_rules`] with `spec_len` spec rules: the first is the
+/// deny-all `a`).
+pub fn v1_devices(rules: &[LinuxDeviceCgroup], spec_len: usize) -> Vec<Setting> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Setting {
+            controller: "devices",
+            file: if d.allow() {
                 "devices.allow"
             } else {
                 "devices.deny"
-            };
-            o.push("devices", file, device_rule(d), &format!("devices[{i}]"));
-        }
+            }
+            .into(),
+            value: device_rule(d),
+            field: device_rule_field(i, spec_len),
+        })
+        .collect()
+}
+
+/// The writes for `res` on cgroup v1. `update` leaves out what cannot be
+/// changed on a running container. Zero values that runc's callers use
+/// for "unchanged" (docker's update) are skipped. With `devices`, the
+/// device rules come first, starting from deny-all ([`device_rules`]).
+pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
+    let mut o = Out { v: Vec::new() };
+    if let Some(devs) = res.devices() {
+        o.v = v1_devices(&device_rules(Some(devs), &[])?, devs.len());
     }
     if let Some(m) = res.memory() {
         // With swap, the order matters: memsw must stay >= limit at every step.
@@ -548,10 +677,16 @@ mod tests {
             "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
             "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}}
         }));
-        let f = files(&v1(&r).unwrap());
+        let s = v1(&r).unwrap();
+        let f = files(&s);
+        // Always a deny-all first, then the spec's rules, then runc's defaults.
         assert_eq!(f[0], ("devices.deny".into(), "a".into()));
-        assert_eq!(f[1], ("devices.allow".into(), "c 1:3 rw".into()));
-        assert_eq!(f[2], ("devices.allow".into(), "b 8:* r".into()));
+        assert_eq!(f[1], ("devices.deny".into(), "a".into()));
+        assert_eq!(f[2], ("devices.allow".into(), "c 1:3 rw".into()));
+        assert_eq!(f[3], ("devices.allow".into(), "b 8:* r".into()));
+        assert_eq!(f[4], ("devices.allow".into(), "c *:* m".into()));
+        assert_eq!(f[5], ("devices.allow".into(), "b *:* m".into()));
+        assert_eq!(s[3].field, "linux.resources.devices[2]");
         assert!(f.contains(&("blkio.weight".into(), "500".into())));
         assert!(f.contains(&("blkio.throttle.read_bps_device".into(), "8:0 1000".into())));
         assert!(f.contains(&("hugetlb.2MB.limit_in_bytes".into(), "4194304".into())));
@@ -561,6 +696,73 @@ mod tests {
             "rdma.max".into(),
             "mlx5_1 hca_handle=3 hca_object=10000".into()
         )));
+    }
+
+    /// No `linux.resources.devices`, or rules without a deny-all: the
+    /// list still starts from deny-all and allows runc's defaults only.
+    #[test]
+    fn device_rules_start_from_deny_all() {
+        let allow_null = res(serde_json::json!({
+            "devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+        }));
+        for spec in [None, allow_null.devices().as_deref()] {
+            let rules = device_rules(spec, &[]).unwrap();
+            let f = files(&v1_devices(&rules, spec.map_or(0, |s| s.len())));
+            assert_eq!(f[0], ("devices.deny".into(), "a".into()));
+            let allowed: Vec<&str> = f
+                .iter()
+                .filter(|(file, _)| file == "devices.allow")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let defaults = [
+                "c *:* m",
+                "b *:* m",
+                "c 1:3 rwm",
+                "c 1:8 rwm",
+                "c 1:7 rwm",
+                "c 5:0 rwm",
+                "c 1:5 rwm",
+                "c 1:9 rwm",
+                "c 5:1 rwm",
+                "c 136:* rwm",
+                "c 5:2 rwm",
+            ];
+            for want in defaults {
+                assert!(allowed.contains(&want), "{want} in {allowed:?}");
+            }
+            // Nothing else: no block device, no wildcard read or write.
+            assert!(allowed.iter().all(|a| defaults.contains(a)), "{allowed:?}");
+        }
+    }
+
+    /// A negative major or minor other than -1 is refused with the
+    /// field; -1 and an absent number are runc's wildcard.
+    #[test]
+    fn negative_device_numbers_are_refused() {
+        let r = res(serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "b", "major": -2, "minor": -2, "access": "rwm"}
+        ]}));
+        let e = device_rules(r.devices().as_deref(), &[]).unwrap_err();
+        assert_eq!(e.field, "linux.resources.devices[1].major");
+        assert_eq!(
+            v1(&r).unwrap_err().field,
+            "linux.resources.devices[1].major"
+        );
+        let r = res(serde_json::json!({"devices": [
+            {"allow": true, "type": "c", "major": 1, "minor": -5, "access": "r"}
+        ]}));
+        let e = device_rules(r.devices().as_deref(), &[]).unwrap_err();
+        assert_eq!(e.field, "linux.resources.devices[0].minor");
+        let r = res(serde_json::json!({"devices": [
+            {"allow": true, "type": "c", "major": -1, "minor": -1, "access": "m"}
+        ]}));
+        let rules = device_rules(r.devices().as_deref(), &[]).unwrap();
+        assert_eq!(device_rule(&rules[1]), "c *:* m");
+        // In the runtime's own rules (linux.devices) even -1 is refused.
+        let extra = r.devices().clone().unwrap();
+        let e = device_rules(None, &extra).unwrap_err();
+        assert!(e.field.starts_with("linux.devices"), "{e}");
     }
 
     #[test]

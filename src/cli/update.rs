@@ -106,6 +106,12 @@ impl Update {
         let o = v
             .as_object_mut()
             .ok_or_else(|| Error("--resources: not a JSON object".into()))?;
+        // Device rules are set at create only, as with runc (whose update
+        // takes no devices): an update's rules would replace the
+        // container's, from deny-all but without its linux.devices.
+        if o.remove("devices").is_some() {
+            log::warn!("update: linux.resources.devices cannot be updated; ignored");
+        }
         if let Some(w) = self.blkio_weight {
             set(o, "blockIO", "weight", json!(w));
         }
