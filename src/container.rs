@@ -396,7 +396,7 @@ impl Runtime {
                 }
             }
         }
-        rec.cgroup.apply(res, &[])?;
+        rec.cgroup.apply(res)?;
         Ok(())
     }
 
@@ -594,9 +594,12 @@ impl Runtime {
         let mountinfo = cgroups::read_mountinfo()?;
         let hier = Hierarchy::from_mountinfo(&mountinfo);
         let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
+        // Every new container gets its device rules (a deny-all first),
+        // with or without `linux.resources`.
         let apply = |cg: &CgroupSet| -> Result<()> {
-            if let (Some(res), false) = (linux.resources(), cg.leaves.is_empty()) {
-                cg.apply(res, &allowed_devices(linux))?;
+            if !cg.leaves.is_empty() {
+                let none = oci_spec::runtime::LinuxResources::default();
+                cg.apply_all(linux.resources().as_ref().unwrap_or(&none))?;
             }
             Ok(())
         };
@@ -648,8 +651,9 @@ impl Runtime {
         inner: &Path,
         linux: &oci_spec::runtime::Linux,
     ) -> Result<CgroupSet> {
-        Ok(match CgroupSet::create(hier, inner) {
-            Ok(set) => set,
+        let mut set = CgroupSet::planned(hier, inner);
+        Ok(match set.make(inner, Part::All) {
+            Ok(()) => set,
             // Rootless, as runc: without a cgroupsPath and without the
             // right to create cgroups, run without one when no limits
             // are asked for (device rules aside: a user namespace cannot
@@ -1180,29 +1184,6 @@ fn signal_all(rec: &Record, signal: i32) -> Result<()> {
         rec.cgroup.freeze(false)?;
     }
     Ok(())
-}
-
-/// Device rules every container gets on top of `linux.resources.devices`
-/// (runc's defaults): the default devices, /dev/console, ptmx and ptys,
-/// and each `linux.devices` entry.
-fn allowed_devices(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
-    let mut v: Vec<serde_json::Value> = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)]
-        .iter()
-        .map(|(a, b)| serde_json::json!({"allow": true, "type": "c", "major": a, "minor": b, "access": "rwm"}))
-        .collect();
-    v.push(serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
-    for d in linux.devices().iter().flatten() {
-        // The devices cgroup knows character and block devices only.
-        let t = match d.typ().as_str() {
-            "u" | "c" => "c",
-            "b" => "b",
-            _ => continue,
-        };
-        v.push(serde_json::json!({"allow": true, "type": t, "major": d.major(), "minor": d.minor(), "access": "rwm"}));
-    }
-    v.into_iter()
-        .filter_map(|j| serde_json::from_value(j).ok())
-        .collect()
 }
 
 /// SIGKILLs the container and waits (on a pidfd: no polling) for the init to exit.

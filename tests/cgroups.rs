@@ -524,3 +524,22 @@ fn v1_cgroups_are_made_while_the_init_mounts() {
     let cgroupns = find(&|l| of_init(l) && l.contains("unshare(CLONE_NEWCGROUP)"));
     assert!(proc_mount < join && join < cgroupns, "{}", lines.join("\n"));
 }
+
+#[test]
+fn linux_devices_need_a_device_rule_to_be_opened() {
+    // As runc: a `linux.devices` node is made, but the device cgroup
+    // allows only runc's defaults and `linux.resources.devices`, so
+    // /dev/kmsg listed there opens only with a rule for it.
+    let script = "ls /dev/kmsg >/dev/null && echo made; \
+                  head -c1 /dev/kmsg >/dev/null 2>&1 && echo open-ok || echo open-denied";
+    let kmsg = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+    let mut c = Ct::new(script);
+    c.cfg["linux"]["devices"] = kmsg.clone();
+    assert_eq!(c.run_ok(), "made\nopen-denied\n");
+    let mut c = Ct::new(script);
+    c.cfg["linux"]["devices"] = kmsg;
+    c.cfg["linux"]["resources"] = json!({"devices": [
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+    ]});
+    assert_eq!(c.run_ok(), "made\nopen-ok\n");
+}

@@ -267,9 +267,17 @@ impl CgroupSet {
     ///
     /// # Errors
     /// [`CgroupError::Io`] naming the directory.
+    ///
+    /// The new cgroup denies every device but runc's default ones
+    /// ([`resources::device_rules`]), until [`Self::apply`] is given
+    /// `linux.resources.devices`.
     pub fn create(h: &Hierarchy, inner: &Path) -> Result<CgroupSet, CgroupError> {
         let mut set = Self::planned(h, inner);
         set.make(inner, Part::All)?;
+        if let Err(e) = set.apply_devices(&resources::device_rules(None)?, 0, false) {
+            let _ = set.remove();
+            return Err(e);
+        }
         Ok(set)
     }
 
@@ -306,12 +314,8 @@ impl CgroupSet {
 
     /// Creates the planned leaves of `part` (`inner` is their path below
     /// each hierarchy's root) and checks the ones that existed. On
-    /// failure, what this call created is removed again.
-    ///
-    /// The devices leaf (v1) or the leaf (v2) starts with the device rules
-    /// of a container without `linux.resources.devices`: deny-all but
-    /// runc's default devices. [`Self::apply`] replaces them with the
-    /// spec's; a container whose spec has no `linux.resources` keeps them.
+    /// failure, what this call created is removed again. It writes no
+    /// device rules: the caller applies them ([`Self::apply_all`]).
     pub(crate) fn make(&mut self, inner: &Path, part: Part) -> Result<(), CgroupError> {
         let before = self.created.len();
         let picked: Vec<usize> = (0..self.leaves.len())
@@ -324,13 +328,7 @@ impl CgroupSet {
                 .is_some_and(|c| c.iter().any(|c| c == "cpuset"));
             self.mkdir_all(i, inner, cpuset)
         });
-        let res = res
-            .and_then(|()| self.check_fitness(&picked))
-            .and_then(|()| {
-                let base = resources::device_rules(None, &[])?;
-                self.apply_devices(&base, 0, false, part)
-            });
-        match res {
+        match res.and_then(|()| self.check_fitness(&picked)) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let made = self.created.split_off(before);
@@ -514,29 +512,34 @@ impl CgroupSet {
             .ok_or_else(|| missing("not mounted as a cgroup v1 hierarchy".into()))
     }
 
-    /// Applies `linux.resources`; `devices` are extra device rules to
-    /// allow (the default devices and `linux.devices`).
-    ///
-    /// The device rules always start from deny-all, then the spec's
-    /// `linux.resources.devices`, runc's default devices and `devices`
-    /// ([`resources::device_rules`]), so a spec without rules, or whose
-    /// rules lack a deny-all, denies every other device. With neither
-    /// `linux.resources.devices` nor `devices` (an update of other
-    /// limits) the device rules are left as they are.
+    /// Applies `linux.resources` to a running container (an update):
+    /// the device rules are replaced only when `res` has
+    /// `linux.resources.devices` (see [`Self::apply_all`]).
     ///
     /// # Errors
     /// [`CgroupError`] naming the spec field the kernel refused.
-    pub fn apply(
-        &self,
-        res: &LinuxResources,
-        devices: &[LinuxDeviceCgroup],
-    ) -> Result<(), CgroupError> {
+    pub fn apply(&self, res: &LinuxResources) -> Result<(), CgroupError> {
+        self.apply_with(res, res.devices().is_some())
+    }
+
+    /// Applies `linux.resources` to a new container's cgroups, the
+    /// device rules always: deny-all, then the spec's
+    /// `linux.resources.devices`, then runc's default devices
+    /// ([`resources::device_rules`]), so that a spec without rules, or
+    /// whose rules lack a deny-all, denies every other device.
+    ///
+    /// # Errors
+    /// [`CgroupError`] naming the spec field the kernel refused.
+    pub fn apply_all(&self, res: &LinuxResources) -> Result<(), CgroupError> {
+        self.apply_with(res, true)
+    }
+
+    fn apply_with(&self, res: &LinuxResources, devices: bool) -> Result<(), CgroupError> {
         let mut res = res.clone();
         let spec = res.devices().clone();
-        let rules = match (&spec, devices.is_empty()) {
-            (None, true) => None,
-            _ => Some(resources::device_rules(spec.as_deref(), devices)?),
-        };
+        let rules = devices
+            .then(|| resources::device_rules(spec.as_deref()))
+            .transpose()?;
         res.set_devices(None);
         let settings = if self.v2 {
             resources::v2(&res)?
@@ -545,7 +548,7 @@ impl CgroupSet {
         };
         if let Some(rules) = &rules {
             let spec_len = spec.as_ref().map_or(0, Vec::len);
-            self.apply_devices(rules, spec_len, spec.is_some(), Part::All)?;
+            self.apply_devices(rules, spec_len, spec.is_some())?;
         }
         // Consecutive values for one file go through one open file, a
         // write each, as the kernel takes them.
@@ -579,7 +582,7 @@ impl CgroupSet {
         Ok(())
     }
 
-    /// Replaces the device rules of the leaves in `part` with `rules`
+    /// Replaces the device rules of the leaves with `rules`
     /// (from [`resources::device_rules`], `spec_len` of them from the
     /// spec): devices.deny/devices.allow on v1, an eBPF program on v2.
     ///
@@ -593,7 +596,6 @@ impl CgroupSet {
         rules: &[LinuxDeviceCgroup],
         spec_len: usize,
         required: bool,
-        part: Part,
     ) -> Result<(), CgroupError> {
         let field = "linux.resources.devices";
         let skip = |e: CgroupError| {
@@ -608,9 +610,6 @@ impl CgroupSet {
             let Some(leaf) = self.leaves.first() else {
                 return Ok(());
             };
-            if !self.in_part(0, part) {
-                return Ok(());
-            }
             let prog = bpf::program(rules);
             let fd = bpf::load(&prog).and_then(|fd| bpf::attach(leaf, &fd));
             return fd
@@ -632,9 +631,6 @@ impl CgroupSet {
             }
             return Ok(());
         };
-        if !self.in_part(i, part) {
-            return Ok(());
-        }
         let dir = &self.leaves[i];
         let mut open: Option<(PathBuf, fs::File)> = None;
         let write = |open: &mut Option<(PathBuf, fs::File)>, s: &resources::Setting| {

@@ -9,9 +9,10 @@
 //! Device rules always start from deny-all, as runc's (its device
 //! emulator starts as an allow list): [`device_rules`] puts a deny-all
 //! first, the spec's `linux.resources.devices` after it, then runc's
-//! default devices ([`default_device_rules`]) and the runtime's extra
-//! rules, so that a spec without devices, or whose rules lack a deny-all,
-//! still denies every device but the defaults.
+//! default devices ([`default_device_rules`]), so that a spec without
+//! devices, or whose rules lack a deny-all, still denies every device but
+//! the defaults. As in runc, a `linux.devices` node is not allowed by
+//! itself: the spec's rules must allow it.
 //!
 //! Why not cgroups-rs: its OCI manager (0.5) pulls a D-Bus stack into
 //! every invocation (a bigger binary to seal and load per container),
@@ -177,38 +178,27 @@ fn check_device_number(n: Option<i64>, field: impl FnOnce() -> String) -> Result
 
 /// The complete device rule list for a container, in the order they
 /// apply (the last match decides): a deny-all, the spec's
-/// `linux.resources.devices` (`spec`), runc's default devices, then
-/// `extra` (rules the runtime adds, such as the `linux.devices`).
+/// `linux.resources.devices` (`spec`), then runc's default devices.
 ///
 /// # Errors
 /// [`Unsupported`] naming the field (`linux.resources.devices[2].major`)
-/// for a major or minor below -1 (or below 0 in `extra`).
+/// for a major or minor below -1.
+///
+/// ```
+/// let rules = rcrun::cgroups::resources::device_rules(None).unwrap();
+/// assert_eq!(rcrun::cgroups::resources::device_rule(&rules[0]), "a");
+/// assert!(!rules[0].allow());
+/// ```
 pub fn device_rules(
     spec: Option<&[LinuxDeviceCgroup]>,
-    extra: &[LinuxDeviceCgroup],
 ) -> Result<Vec<LinuxDeviceCgroup>, Unsupported> {
     for (i, d) in spec.unwrap_or_default().iter().enumerate() {
         check_device_number(d.major(), || format!("linux.resources.devices[{i}].major"))?;
         check_device_number(d.minor(), || format!("linux.resources.devices[{i}].minor"))?;
     }
-    // The runtime's rules name real devices (a `linux.devices` node, or
-    // an absent number for a range): -1 there is no wildcard either.
-    for d in extra {
-        let rule = || format!("linux.devices (device rule {})", device_rule(d));
-        for n in [d.major(), d.minor()] {
-            check_device_number(n, rule)?;
-            if let Some(n) = n.filter(|n| *n < 0) {
-                return Err(Unsupported {
-                    field: rule(),
-                    reason: format!("{n} is not a device number"),
-                });
-            }
-        }
-    }
     let mut v = vec![device_cgroup(false, LinuxDeviceType::A, None, None, "rwm")];
     v.extend_from_slice(spec.unwrap_or_default());
     v.extend(default_device_rules());
-    v.extend_from_slice(extra);
     Ok(v)
 }
 
@@ -218,7 +208,7 @@ pub fn device_rule_field(i: usize, spec_len: usize) -> String {
     match i {
         0 => "linux.resources.devices (the leading deny-all)".into(),
         i if i <= spec_len => format!("linux.resources.devices[{}]", i - 1),
-        _ => "linux.resources.devices (the default devices and linux.devices)".into(),
+        _ => "linux.resources.devices (the default devices)".into(),
     }
 }
 
@@ -250,7 +240,7 @@ pub fn v1_devices(rules: &[LinuxDeviceCgroup], spec_len: usize) -> Vec<Setting> 
 pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
     let mut o = Out { v: Vec::new() };
     if let Some(devs) = res.devices() {
-        o.v = v1_devices(&device_rules(Some(devs), &[])?, devs.len());
+        o.v = v1_devices(&device_rules(Some(devs))?, devs.len());
     }
     if let Some(m) = res.memory() {
         // With swap, the order matters: memsw must stay >= limit at every step.
@@ -706,7 +696,7 @@ mod tests {
             "devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
         }));
         for spec in [None, allow_null.devices().as_deref()] {
-            let rules = device_rules(spec, &[]).unwrap();
+            let rules = device_rules(spec).unwrap();
             let f = files(&v1_devices(&rules, spec.map_or(0, |s| s.len())));
             assert_eq!(f[0], ("devices.deny".into(), "a".into()));
             let allowed: Vec<&str> = f
@@ -743,7 +733,7 @@ mod tests {
             {"allow": false, "access": "rwm"},
             {"allow": true, "type": "b", "major": -2, "minor": -2, "access": "rwm"}
         ]}));
-        let e = device_rules(r.devices().as_deref(), &[]).unwrap_err();
+        let e = device_rules(r.devices().as_deref()).unwrap_err();
         assert_eq!(e.field, "linux.resources.devices[1].major");
         assert_eq!(
             v1(&r).unwrap_err().field,
@@ -752,17 +742,13 @@ mod tests {
         let r = res(serde_json::json!({"devices": [
             {"allow": true, "type": "c", "major": 1, "minor": -5, "access": "r"}
         ]}));
-        let e = device_rules(r.devices().as_deref(), &[]).unwrap_err();
+        let e = device_rules(r.devices().as_deref()).unwrap_err();
         assert_eq!(e.field, "linux.resources.devices[0].minor");
         let r = res(serde_json::json!({"devices": [
             {"allow": true, "type": "c", "major": -1, "minor": -1, "access": "m"}
         ]}));
-        let rules = device_rules(r.devices().as_deref(), &[]).unwrap();
+        let rules = device_rules(r.devices().as_deref()).unwrap();
         assert_eq!(device_rule(&rules[1]), "c *:* m");
-        // In the runtime's own rules (linux.devices) even -1 is refused.
-        let extra = r.devices().clone().unwrap();
-        let e = device_rules(None, &extra).unwrap_err();
-        assert!(e.field.starts_with("linux.devices"), "{e}");
     }
 
     #[test]
