@@ -114,6 +114,19 @@ fn exec_with_a_process_json() {
 }
 
 #[test]
+fn exec_with_a_process_json_without_user_or_cwd_runs_as_root_in_slash() {
+    // As runc: a --process without `user` runs as uid 0, without `cwd` in /.
+    let c = Ct::new("sleep 100");
+    c.start();
+    let p = c.path("process.json");
+    let proc = json!({"args": ["sh", "-c", "id -u; pwd"], "env": ["PATH=/bin"]});
+    std::fs::write(&p, serde_json::to_vec(&proc).unwrap()).unwrap();
+    let o = c.rcrun(&["exec", "--process", p.to_str().unwrap(), &c.id]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "0\n/\n");
+}
+
+#[test]
 fn exec_detached_with_pid_file() {
     let c = Ct::new("sleep 100");
     c.start();

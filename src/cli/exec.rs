@@ -78,8 +78,15 @@ impl Exec {
         if let Some(p) = &self.process {
             let data =
                 std::fs::read(p).map_err(|e| Error(format!("--process {}: {e}", p.display())))?;
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            return serde_path_to_error::deserialize(de).map_err(|e| {
+            let mut v: serde_json::Value = serde_json::from_slice(&data)
+                .map_err(|e| Error(format!("--process {}: {e}", p.display())))?;
+            // runc takes a process without `user` (uid 0) or `cwd` ("/").
+            if let Some(o) = v.as_object_mut() {
+                o.entry("user")
+                    .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+                o.entry("cwd").or_insert_with(|| "/".into());
+            }
+            return serde_path_to_error::deserialize(v).map_err(|e| {
                 Error(format!(
                     "--process {}: field {}: {}",
                     p.display(),
