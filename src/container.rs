@@ -424,22 +424,13 @@ impl Runtime {
         Ok(self.peek(id)?.cgroup)
     }
 
-    /// The host pids of every process of the container (`runc ps`).
+    /// The host pids of every process of the container (`runc ps`): none
+    /// once it is stopped and its cgroup empty or gone.
     ///
     /// # Errors
-    /// [`Error::InvalidStatus`] for a stopped container.
+    /// [`StoreError::NotFound`] for an unknown id; the cgroup's error.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
-        let rec = self.peek(id)?;
-        let status = self.status_of(id, &rec);
-        if status == Status::Stopped {
-            return Err(Error::InvalidStatus {
-                id: id.into(),
-                status,
-                op: "list the processes of",
-                hint: "",
-            });
-        }
-        Ok(rec.cgroup.pids()?)
+        Ok(self.peek(id)?.cgroup.pids()?)
     }
 
     fn current(&self, id: &str, mut rec: Record) -> State {
@@ -927,14 +918,18 @@ impl Runtime {
     }
 
     /// Sends `signal` to the container's init, or with `all` to every
-    /// process in its cgroup.
+    /// process in its cgroup (none, once it is stopped: as runc, that is
+    /// no error).
     ///
     /// # Errors
-    /// [`Error::InvalidStatus`] for a stopped container.
+    /// [`Error::InvalidStatus`] for a stopped container, unless `all`.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let entry = self.store.open(id)?;
         let rec = entry.read()?;
         let status = self.status_of(id, &rec);
+        if all && status == Status::Stopped {
+            return signal_all(&rec, signal);
+        }
         if status == Status::Stopped || status == Status::Creating {
             return Err(Error::InvalidStatus {
                 id: id.into(),
@@ -1170,6 +1165,14 @@ fn signal_init(rec: &Record, signal: i32) -> Result<()> {
 /// meanwhile (when it has a freezer), so that no process can fork a child
 /// that escapes the signal; SIGKILLed frozen tasks die on thaw.
 fn signal_all(rec: &Record, signal: i32) -> Result<()> {
+    if rec.cgroup.leaves.is_empty() || signal == 0 {
+        // No cgroup (rootless), or no signal to send: the init alone.
+        return if signal == 0 || !alive(rec) {
+            Ok(())
+        } else {
+            signal_init(rec, signal)
+        };
+    }
     let was_frozen = rec.cgroup.is_frozen();
     let froze = !was_frozen && rec.cgroup.freeze(true).is_ok();
     let mut pids = rec.cgroup.pids()?;

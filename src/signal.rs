@@ -6,7 +6,8 @@ use nix::sys::signal::Signal;
 
 use crate::Error;
 
-/// Parses `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+2` or `SIGRTMAX-1`.
+/// Parses `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+2` or `SIGRTMAX-1`;
+/// `0` (no signal: only whether the process exists) as runc does.
 ///
 /// # Errors
 /// [`Error::InvalidSignal`] for anything else.
@@ -15,13 +16,14 @@ use crate::Error;
 /// assert_eq!(rcrun::signal::parse("TERM").unwrap(), 15);
 /// assert_eq!(rcrun::signal::parse("SIGKILL").unwrap(), 9);
 /// assert_eq!(rcrun::signal::parse("10").unwrap(), 10);
+/// assert_eq!(rcrun::signal::parse("0").unwrap(), 0);
 /// assert!(rcrun::signal::parse("SIGFOO").is_err());
 /// ```
 pub fn parse(s: &str) -> Result<i32, Error> {
     let bad = || Error::InvalidSignal(s.to_string());
     let (rtmin, rtmax) = (libc::SIGRTMIN(), libc::SIGRTMAX());
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=rtmax).contains(&n) {
+        return if (0..=rtmax).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -65,7 +67,8 @@ mod tests {
         assert_eq!(parse("RTMIN").unwrap(), libc::SIGRTMIN());
         assert_eq!(parse("SIGRTMIN+2").unwrap(), libc::SIGRTMIN() + 2);
         assert_eq!(parse("RTMAX-1").unwrap(), libc::SIGRTMAX() - 1);
-        for bad in ["", "0", "-1", "999", "SIGFOO", "RTMIN+99", "KILLX"] {
+        assert_eq!(parse("0").unwrap(), 0);
+        for bad in ["", "-1", "999", "SIGFOO", "RTMIN+99", "KILLX"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -312,3 +312,28 @@ fn run_releases_the_init_over_its_socket_and_reports_a_failed_exec() {
         .unwrap()
         .contains("\"stopped\""));
 }
+
+#[test]
+fn kill_all_and_ps_on_a_stopped_container_succeed_as_in_runc() {
+    // runc: `kill --all` reaches every process left in the cgroup (none,
+    // no error) and signal 0 is a signal; `ps` lists no process.
+    let c = Ct::new("true");
+    c.write_config();
+    let b = c.bundle();
+    assert_ok(&c.rcrun(&["run", "--keep", "-b", b.to_str().unwrap(), &c.id]));
+    assert_eq!(c.status(), "stopped");
+    for sig in ["0", "KILL"] {
+        assert_ok(&c.rcrun(&["kill", "--all", &c.id, sig]));
+    }
+    assert_err(&c.rcrun(&["kill", &c.id, "KILL"]), "stopped");
+    let o = c.rcrun(&["ps", "--format", "json", &c.id]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o).trim(), "[]");
+    let o = c.rcrun(&["ps", &c.id]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    // Signal 0 to a running container's init: it exists.
+    let r = Ct::new("sleep 100");
+    r.start();
+    assert_ok(&r.rcrun(&["kill", &r.id, "0"]));
+}
