@@ -108,6 +108,9 @@ fn oom_shows_in_stats_and_events() {
     assert!(saw_stats && saw_oom, "stats {saw_stats}, oom {saw_oom}");
     let o = c.rcrun(&["events", "--stats", &c.id]);
     assert_ok(&o);
+    // runc's field order: type, id, data.
+    let head = format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{", c.id);
+    assert!(stdout(&o).starts_with(&head), "{}", stdout(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["type"], "stats");
     assert_eq!(v["data"]["memory"]["usage"]["limit"], 33554432);

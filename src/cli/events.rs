@@ -3,12 +3,29 @@ use std::time::Duration;
 
 use clap::Args;
 use rcrun::cgroups::oom::{OomCounter, OomWatch};
-use serde_json::json;
+use serde::Serialize;
 
 use super::{
     anyhow_lite::{Error, Result},
     Global,
 };
+
+/// One event as runc prints it: `type`, `id`, then `data` if any, in
+/// that order (tools that read the stream line by line rely on it).
+#[derive(Serialize)]
+struct Event<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+}
+
+impl<'a, T: Serialize> Event<'a, T> {
+    fn line(kind: &'a str, id: &'a str, data: Option<T>) -> String {
+        serde_json::to_string(&Event { kind, id, data }).expect("an event serializes")
+    }
+}
 
 /// The events command displays information about the container: by
 /// default a stream of resource statistics every --interval and an "oom"
@@ -31,7 +48,7 @@ impl Events {
         let rt = g.runtime();
         let stats = |rt: &rcrun::Runtime| -> Result<String> {
             let s = rt.stats(&self.id)?;
-            Ok(json!({"type": "stats", "id": self.id, "data": s}).to_string())
+            Ok(Event::line("stats", &self.id, Some(s)))
         };
         if self.stats {
             outln!("{}", stats(&rt)?);
@@ -68,7 +85,7 @@ impl Events {
                 false
             };
             for _ in 0..counter.kills(&cg, woke) {
-                outln!("{}", json!({"type": "oom", "id": self.id}));
+                outln!("{}", Event::<()>::line("oom", &self.id, None));
             }
             if !woke {
                 match rt.state(&self.id) {
