@@ -124,6 +124,7 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         m.flags,
         opt(&m.data),
     );
+    let mut sysfs_bound = false;
     if r == Err(libc::EPERM) && m.sysfs_fallback {
         r = mount(
             c"/sys".as_ptr(),
@@ -132,8 +133,14 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
             libc::MS_BIND | libc::MS_REC,
             null(),
         );
+        sysfs_bound = r.is_ok();
     }
     close(fd);
+    if sysfs_bound {
+        // A bind ignores ro, nosuid, nodev and noexec (CVE-2023-25809):
+        // apply them to the host's /sys and everything below it.
+        sysfs_bind_flags(root, m).at(Stage::Remount, i)?;
+    }
     if let Some(lower) = lower {
         let copied = r.and_then(|_| {
             let upper = resolve(root, &m.dest, Create::Nothing)?;
@@ -183,6 +190,71 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         r.at(Stage::Remount, i)?;
     }
     Ok(())
+}
+
+/// Gives the rbind of the host's /sys that replaced `m`'s sysfs the
+/// flags `m` asks for: a remount of the bind (keeping the flags the
+/// kernel locked), as runc does, then the same flags on every submount
+/// (/sys/fs/cgroup, /sys/kernel/...) with one recursive mount_setattr(2)
+/// where the kernel has it (Linux 5.12).
+fn sysfs_bind_flags(root: RawFd, m: &MountOp) -> Result<(), Errno> {
+    let flags = m.flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
+    if flags == 0 {
+        return Ok(());
+    }
+    let fd = resolve(root, &m.dest, Create::Nothing)?;
+    let mut buf = [0u8; 32];
+    let r = mount(
+        null(),
+        fd_path(&mut buf, fd),
+        null(),
+        flags | libc::MS_REMOUNT | libc::MS_BIND | locked_flags(fd),
+        null(),
+    )
+    .and_then(|_| match set_tree_flags(fd, flags) {
+        Err(libc::ENOSYS) => Ok(()),
+        r => r,
+    });
+    close(fd);
+    r
+}
+
+/// Sets `flags` (`MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`) on
+/// the mount `dir` and every mount below it: mount_setattr(2) with
+/// `AT_RECURSIVE`; ENOSYS before Linux 5.12.
+fn set_tree_flags(dir: RawFd, flags: libc::c_ulong) -> Result<(), Errno> {
+    let mut attr = libc::mount_attr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    for (ms, at) in [
+        (libc::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+    ] {
+        if flags & ms != 0 {
+            attr.attr_set |= at;
+        }
+    }
+    // SAFETY: dir is a valid fd, attr a valid mount_attr of the size given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dir,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &mut attr as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(sys::errno())
+    }
 }
 
 /// Refuses (EXDEV) a resolved destination `fd` on a procfs unless the
@@ -239,39 +311,9 @@ fn fill_tree(dir: RawFd, m: &MountOp) -> Result<(), Errno> {
     if m.tree_flags == 0 {
         return Ok(());
     }
-    let mut attr: libc::mount_attr = libc::mount_attr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    for (ms, at) in [
-        (libc::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
-        (libc::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
-        (libc::MS_NODEV, libc::MOUNT_ATTR_NODEV),
-        (libc::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
-    ] {
-        if m.tree_flags & ms != 0 {
-            attr.attr_set |= at;
-        }
-    }
-    // SAFETY: dir is a valid fd, attr a valid mount_attr of the size given.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            dir,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &mut attr as *mut libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    match sys::errno() {
-        libc::ENOSYS => {}
-        e => return Err(e),
+    match set_tree_flags(dir, m.tree_flags) {
+        Err(libc::ENOSYS) => {}
+        r => return r,
     }
     // Before Linux 5.12: a remount of each bind, then of the mount itself.
     for (name, _) in &m.children {
@@ -565,6 +607,12 @@ impl PathPlanRef<'_> {
 
 /// Creates the default and configured devices, and /dev's symlinks.
 pub(crate) fn setup_dev(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
+    // /dev is a bind mount (of the host's /dev, possibly): making nodes in
+    // it, or changing the mode and owner of what is there, would act on
+    // the host's files. runc leaves such a /dev alone too (needsSetupDev).
+    if !plan.setup_dev {
+        return Ok(());
+    }
     // SAFETY: umask cannot fail.
     let old = unsafe { libc::umask(0) };
     let r = plan
@@ -575,9 +623,6 @@ pub(crate) fn setup_dev(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
     // SAFETY: as above.
     unsafe { libc::umask(old) };
     r?;
-    if !plan.setup_dev {
-        return Ok(());
-    }
     let dev = resolve(root, &plan.dev_dir, Create::Dir).at(Stage::DevSymlink, 0)?;
     let links: [(&CStr, &CStr); 5] = [
         (c"/proc/self/fd", c"fd"),
