@@ -189,7 +189,9 @@ pub(crate) enum HookFailure {
 }
 
 impl HookExec {
-    pub(crate) fn new(h: &Hook) -> HookExec {
+    /// Prepares `h`; a hook without `env` gets `default_env` (as runc:
+    /// a startContainer hook sees the container process's environment).
+    pub(crate) fn new(h: &Hook, default_env: &[String]) -> HookExec {
         let path = crate::rootfs::plan::cstr(h.path().as_os_str().as_bytes());
         let args: Vec<String> = h
             .args()
@@ -198,7 +200,13 @@ impl HookExec {
         HookExec {
             path,
             argv: CStrings::new(args.iter().map(|s| s.as_bytes())),
-            envp: CStrings::new(h.env().iter().flatten().map(|s| s.as_bytes())),
+            envp: CStrings::new(
+                h.env()
+                    .as_deref()
+                    .unwrap_or(default_env)
+                    .iter()
+                    .map(|s| s.as_bytes()),
+            ),
             timeout_ms: h
                 .timeout()
                 .filter(|t| *t > 0)

@@ -50,16 +50,15 @@ fn reach_init_exe(c: &Ct) -> String {
 
 #[test]
 fn waiting_init_cannot_be_reached_from_the_container() {
-    // The default: no re-exec; the waiting init is a clone of the runtime
-    // (its exe is the host's file, as the host sees it) and non-dumpable,
-    // so a container process without CAP_SYS_PTRACE cannot even read
-    // the link, let alone write through it.
+    // The default: no re-exec; the init waits for `start` in the exec
+    // trampoline (a sealed memfd), non-dumpable, so a container process
+    // without CAP_SYS_PTRACE cannot even read the link, let alone write
+    // through it.
     let before = host_binary();
     let c = Ct::new("true");
     assert_ok(&c.create(&[]));
     let pid = c.state()["pid"].as_i64().unwrap();
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert_eq!(exe, std::fs::canonicalize(RCRUN).unwrap());
+    assert_eq!(protection(pid), Some("memfd"));
     let out = reach_init_exe(&c);
     assert!(out.starts_with("unreadable\n"), "{out}");
     assert!(!out.contains(RCRUN), "{out}");
@@ -240,4 +239,252 @@ fn exec_reexecutes_sealed_before_its_runtime_starts() {
             "{cmd:?}: {calls:?}"
         );
     }
+}
+
+/// A copy of the runtime binary to attack (a successful attack must not
+/// break the one the other tests use), and rcrun commands run from it.
+struct Copy {
+    dir: tempfile::TempDir,
+}
+
+impl Copy {
+    fn new() -> Copy {
+        let dir = tempfile::Builder::new()
+            .prefix("rcrun-bin.")
+            .tempdir()
+            .unwrap();
+        std::fs::copy(RCRUN, dir.path().join("rcrun")).unwrap();
+        Copy { dir }
+    }
+
+    fn bin(&self) -> std::path::PathBuf {
+        self.dir.path().join("rcrun")
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(self.bin()).unwrap()
+    }
+
+    /// "DEV:INO" of the copy, as busybox's `stat -L -c %d:%i` prints it.
+    fn dev_ino(&self) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.bin()).unwrap();
+        format!("{}:{}", m.dev(), m.ino())
+    }
+
+    /// `COPY --root <c's> ARGS...` to completion, output through files.
+    fn rcrun(&self, c: &Ct, args: &[&str]) -> std::process::Output {
+        let (o, e) = (c.path(&unique("out")), c.path(&unique("err")));
+        let status = loop {
+            let r = std::process::Command::new(self.bin())
+                .arg("--root")
+                .arg(c.root())
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::fs::File::create(&o).unwrap())
+                .stderr(std::fs::File::create(&e).unwrap())
+                .status();
+            // A fork of another test thread may still hold the copy's
+            // write fd for a moment (until its exec closes it).
+            match r {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
+        std::process::Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    /// Polls `/tmp/r` in `c` (through an exec) until it has a line
+    /// "done"; returns its contents.
+    fn results(&self, c: &Ct) -> String {
+        for _ in 0..600 {
+            let o = self.rcrun(c, &["exec", &c.id, "cat", "/tmp/r"]);
+            let out = stdout(&o);
+            if out.lines().any(|l| l == "done") {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the attack never finished");
+    }
+}
+
+/// The attack on every process visible in the container, for as long
+/// as /tmp/stop does not exist (at most ~30 s): any whose exe is the
+/// copy of the runtime (same device and inode) is a "HIT", and so is any
+/// exe link that opens for writing. Lines go to /tmp/r, then "done".
+const SCAN: &str = r#"i=0
+while [ ! -e /tmp/stop ] && [ $i -lt 3000 ]; do
+  for p in /proc/[0-9]*; do
+    [ "$p" = /proc/$$ ] && continue
+    d=$(stat -L -c %d:%i $p/exe 2>/dev/null) || continue
+    [ "$d" = "$BIN" ] && echo "HIT $p $d" >> /tmp/r
+    ( : >> $p/exe ) 2>/dev/null && echo "WROTE $p" >> /tmp/r
+  done
+  i=$((i+1))
+done
+echo scanned $i >> /tmp/r; echo done >> /tmp/r"#;
+
+#[test]
+fn exec_with_cap_sys_ptrace_into_a_created_container_cannot_reach_the_runtime() {
+    // The review's reproduction, on a copy of the binary: a process
+    // exec'd into a created container with CAP_SYS_PTRACE opens the
+    // waiting init's exe, then writes through it once `start` made the
+    // binary free. The init waits in the sealed trampoline, so the link
+    // is a memfd that refuses writes, never the runtime.
+    let bin = Copy::new();
+    let before = bin.bytes();
+    let mut c = Ct::new("touch /tmp/started; sleep 30");
+    c.cfg["process"]["args"] = json!(["sh", "-c", "touch /tmp/started; sleep 30"]);
+    c.write_config();
+    let b = c.bundle();
+    assert_ok(&bin.rcrun(&c, &["create", "-b", b.to_str().unwrap(), &c.id]));
+    let attack = "exec 7</proc/1/exe && echo opened >> /tmp/r; \
+         stat -L -c %d:%i:%s /proc/1/exe >> /tmp/r; \
+         (printf PWNED | dd of=/proc/1/exe conv=notrunc) 2>/dev/null && echo WROTE-init >> /tmp/r; \
+         i=0; while [ ! -e /tmp/started ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         (printf PWNED | dd of=/proc/self/fd/7 conv=notrunc) 2>/dev/null && echo WROTE-fd >> /tmp/r; \
+         echo done >> /tmp/r";
+    let o = bin.rcrun(
+        &c,
+        &[
+            "exec",
+            "-d",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            &c.id,
+            "sh",
+            "-c",
+            attack,
+        ],
+    );
+    assert_ok(&o);
+    assert_ok(&bin.rcrun(&c, &["start", &c.id]));
+    let out = bin.results(&c);
+    assert!(out.contains("opened"), "{out}");
+    assert!(!out.contains("WROTE"), "{out}");
+    let (dev_ino, size) = (bin.dev_ino(), before.len());
+    assert!(!out.contains(&dev_ino), "the init was the runtime: {out}");
+    assert!(
+        !out.contains(&format!(":{size}\n")),
+        "read the runtime: {out}"
+    );
+    assert_eq!(bin.bytes(), before, "the runtime binary changed");
+}
+
+#[test]
+fn a_created_container_without_a_process_holds_no_runtime() {
+    // Without `process`, the init waits until the container is deleted:
+    // in the trampoline too, not as the runtime.
+    let bin = Copy::new();
+    let before = bin.bytes();
+    let mut c = Ct::new("true");
+    c.cfg.as_object_mut().unwrap().remove("process");
+    c.write_config();
+    let b = c.bundle();
+    assert_ok(&bin.rcrun(&c, &["create", "-b", b.to_str().unwrap(), &c.id]));
+    let o = bin.rcrun(
+        &c,
+        &[
+            "exec",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            "--env",
+            &format!("BIN={}", bin.dev_ino()),
+            &c.id,
+            "sh",
+            "-c",
+            "stat -L -c %d:%i /proc/1/exe; (printf PWNED | dd of=/proc/1/exe conv=notrunc) \
+             2>/dev/null && echo WROTE; echo end",
+        ],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.ends_with("end\n"), "{out}");
+    assert!(
+        !out.contains(&bin.dev_ino()),
+        "the init was the runtime: {out}"
+    );
+    assert!(!out.contains("WROTE"), "{out}");
+    assert_eq!(bin.bytes(), before, "the runtime binary changed");
+}
+
+/// A copy of the runtime, and a container it runs (`sleep 60`) in which
+/// a process exec'd with CAP_SYS_PTRACE scans (SCAN).
+fn scanning() -> (Copy, Vec<u8>, Ct) {
+    let bin = Copy::new();
+    let before = bin.bytes();
+    let c = Ct::new("sleep 60");
+    c.write_config();
+    let b = c.bundle();
+    assert_ok(&bin.rcrun(&c, &["run", "-d", "-b", b.to_str().unwrap(), &c.id]));
+    let o = bin.rcrun(
+        &c,
+        &[
+            "exec",
+            "-d",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            "--env",
+            &format!("BIN={}", bin.dev_ino()),
+            &c.id,
+            "sh",
+            "-c",
+            SCAN,
+        ],
+    );
+    assert_ok(&o);
+    (bin, before, c)
+}
+
+/// Stops the scan and returns its findings, which must be clean.
+#[track_caller]
+fn assert_scan_clean(bin: &Copy, c: &Ct) {
+    assert_ok(&bin.rcrun(c, &["exec", &c.id, "touch", "/tmp/stop"]));
+    let out = bin.results(c);
+    assert!(
+        !out.contains("HIT"),
+        "a container process was the runtime: {out}"
+    );
+    assert!(!out.contains("WROTE"), "{out}");
+}
+
+#[test]
+fn runs_into_a_shared_pid_namespace_never_show_the_runtime() {
+    // `run`: containers started into the pid namespace of a container
+    // where a process with CAP_SYS_PTRACE scans every process's exe.
+    let (bin, before, a) = scanning();
+    let pid = bin.rcrun(&a, &["state", &a.id]);
+    let pid: serde_json::Value = serde_json::from_slice(&pid.stdout).unwrap();
+    let pid = pid["pid"].as_i64().unwrap();
+    for _ in 0..5 {
+        let mut c = Ct::new("sleep 0.2");
+        c.cfg["linux"]["namespaces"] = json!([
+            {"type": "pid", "path": format!("/proc/{pid}/ns/pid")},
+            {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}
+        ]);
+        c.write_config();
+        let bb = c.bundle();
+        assert_ok(&bin.rcrun(&c, &["run", "-b", bb.to_str().unwrap(), &c.id]));
+    }
+    assert_scan_clean(&bin, &a);
+    assert_eq!(bin.bytes(), before, "the runtime binary changed");
+}
+
+#[test]
+fn execs_never_show_the_runtime() {
+    // `exec` alone: every other exec's process, while it sets up, is
+    // seen by a scanning process with CAP_SYS_PTRACE.
+    let (bin, before, c) = scanning();
+    for _ in 0..20 {
+        assert_ok(&bin.rcrun(&c, &["exec", &c.id, "true"]));
+    }
+    assert_scan_clean(&bin, &c);
+    assert_eq!(bin.bytes(), before, "the runtime binary changed");
 }

@@ -205,3 +205,22 @@ fn poststart_runs_after_the_user_program_was_executed() {
         "init's exe at poststart: {exe:?}"
     );
 }
+
+#[test]
+fn start_container_hooks_get_the_process_env_and_create_container_hooks_the_rootfs_as_cwd() {
+    // As runc: a startContainer hook without `env` sees the container
+    // process's environment; a createContainer hook runs in the rootfs.
+    let mut c = Ct::new("cat /tmp/hookenv");
+    let mut rootfs = c.private_rootfs();
+    rootfs = std::fs::canonicalize(rootfs).unwrap();
+    c.cfg["process"]["env"] = json!(["PATH=/bin", "FROM_PROCESS=yes"]);
+    let cwd_log = c.path("cwd");
+    c.cfg["hooks"] = json!({
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("pwd > {}", cwd_log.display())]}],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "env > /tmp/hookenv"]}]
+    });
+    let out = c.run_ok();
+    assert!(out.lines().any(|l| l == "FROM_PROCESS=yes"), "{out}");
+    let cwd = std::fs::read_to_string(&cwd_log).unwrap();
+    assert_eq!(cwd.trim_end(), rootfs.to_str().unwrap());
+}

@@ -284,6 +284,17 @@ fn run_in_the_foreground_proxies_a_terminal() {
 }
 
 #[test]
+fn the_terminal_belongs_to_the_user_and_keeps_the_tty_group() {
+    // As runc: the pty's owner becomes the process's user; its group
+    // stays devpts' (gid=5 in the mount options), not the user's.
+    let mut c = Ct::new("stat -c '%u:%g' $(tty)");
+    c.cfg["process"]["terminal"] = json!(true);
+    c.cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let out = c.run_ok().replace('\r', "");
+    assert_eq!(out, "1000:5\n");
+}
+
+#[test]
 fn debug_log_lines_go_to_the_log_file() {
     let c = Ct::new("true");
     c.write_config();

@@ -179,12 +179,15 @@ fn lifecycle_and_exec_as_a_user() {
     u.write(&c);
     let id = unique("rl");
     assert_ok(&u.rcrun(&["create", &id]));
-    // No copy of the binary (CVE-2019-5736): the waiting init, in its
-    // user namespace, starts the program through the exec trampoline.
+    // No copy of the binary (CVE-2019-5736): the init, in its user
+    // namespace, waits for `start` in the sealed exec trampoline.
     let st: Value = serde_json::from_slice(&u.rcrun(&["state", &id]).stdout).unwrap();
     let pid = st["pid"].as_i64().unwrap();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert_eq!(exe, std::fs::canonicalize(RCRUN).unwrap());
+    assert!(
+        exe.to_string_lossy().contains("memfd:rcrun-exec"),
+        "{exe:?}"
+    );
     assert_ok(&u.rcrun(&["start", &id]));
     let st: Value = serde_json::from_slice(&u.rcrun(&["state", &id]).stdout).unwrap();
     assert_eq!(st["status"], "running");

@@ -177,6 +177,12 @@ fn reset_signals() {
 }
 
 fn init(p: &mut ChildPlan) -> Result<(), Fail> {
+    // Only the fds of the plan (and stdio and the preserved ones) stay
+    // open: the runtime's and its caller's (the state directory's lock,
+    // a cgroup2 directory, whatever the caller did not mark close-on-exec)
+    // must not be reachable through /proc/self/fd by any path lookup made
+    // for the container (CVE-2024-21626).
+    close_stray_fds(p)?;
     // Join the container's v1 cgroups first, before this process uses
     // any resource: as the calling thread, which takes no host-wide lock.
     for (i, &fd) in p.cgroup_tasks.iter().enumerate() {
@@ -199,24 +205,15 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         wait_go(p)?;
         set_dumpable(false);
     }
-    if p.ns.fork {
-        // CLONE_PARENT: the grandchild becomes the runtime's child, so the
-        // runtime can wait for it as for the fast path's init.
-        let pid = sys::fork(libc::CLONE_PARENT).at(Stage::Fork, 0)?;
-        if pid > 0 {
-            send(
-                p.sync_fd,
-                Msg {
-                    kind: msg::PID,
-                    a: pid,
-                    ..Msg::default()
-                },
-            )
-            .at(Stage::Sync, 0)?;
-            // SAFETY: the intermediate process is done.
-            unsafe { libc::_exit(0) };
-        }
-        wait_go(p)?;
+    // An `exec` into a pid (or time) namespace forks into it only once
+    // it is the user's process but for the exec: capabilities dropped,
+    // ids switched. Until then it is invisible from the container, so
+    // that a process there with CAP_SYS_PTRACE cannot attach to it while
+    // it holds the runtime's privileges. The init builds the rootfs
+    // inside its pid namespace (its /proc), so it forks first.
+    let late_fork = p.ns.fork && p.rootfs.is_none();
+    if p.ns.fork && !late_fork {
+        fork_into_namespaces(p)?;
     }
     if p.ns.new_user || p.ns.joins_user {
         // Become the namespace's root: until now our ids are the host's,
@@ -235,7 +232,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     if p.ns.new_cgroup && !p.late_cgroups {
         enter_cgroupns()?;
     }
-    if p.process.terminal {
+    if p.process.terminal && !late_fork {
         // SAFETY: plain syscall.
         check(unsafe { libc::setsid() }).at(Stage::Console, 0)?;
     }
@@ -247,8 +244,14 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         p.rootfs = Some(rootfs);
     }
     if !p.process.has_process {
+        // Nothing to run: the trampoline (or this process) waits for
+        // `start`, which reports the error, and exits.
+        if p.trampoline.is_some() {
+            close_on_exec(p);
+            exec_through_trampoline(p, None);
+            return Err(sys::errno()).at(Stage::Exec, 0);
+        }
         ready_then_wait(p)?;
-        // Nothing to run: `start` reports the error, the container stops.
         // SAFETY: leaving the child.
         unsafe { libc::_exit(0) };
     }
@@ -266,8 +269,8 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
             return Err(sys::errno()).at(Stage::Keyring, 0);
         }
     }
-    if p.console_fd >= 0 {
-        console(p).at(Stage::Console, 1)?;
+    if p.console_fd >= 0 && !late_fork {
+        super::pty::console(p).at(Stage::Console, 1)?;
     }
     for (i, (res, lim)) in p.process.rlimits.iter().enumerate() {
         // SAFETY: lim is a valid rlimit64.
@@ -290,11 +293,11 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     }
     if let Some(profile) = &p.process.apparmor {
         // aa_change_onexec: the profile applies from the next exec.
-        let attr = sys::write_file(c"/proc/thread-self/attr/apparmor/exec", profile.as_bytes());
+        // Through the verified procfs only (CVE-2019-16884, CVE-2025-52881).
+        let t = sys::ProcBase::ThreadSelf;
+        let attr = sys::write_proc(t, b"attr/apparmor/exec", profile.as_bytes());
         let attr = match attr {
-            Err(libc::ENOENT) => {
-                sys::write_file(c"/proc/thread-self/attr/exec", profile.as_bytes())
-            }
+            Err(libc::ENOENT) => sys::write_proc(t, b"attr/exec", profile.as_bytes()),
             r => r,
         };
         attr.at(Stage::AppArmor, 0)?;
@@ -305,27 +308,94 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     if !seccomp_late {
         load_seccomp(p)?;
     }
+    // Into the working directory while still privileged (as runc), by an
+    // fd resolved inside the root: neither a symlink nor `..` nor a magic
+    // link can take it out of the container (CVE-2024-21626). One that
+    // root may not enter (root_squash NFS) is tried again as the user.
+    let cwd_as_user = match enter_cwd(p) {
+        Err(f) if f.errno == libc::EACCES || f.errno == libc::EPERM => true,
+        r => r.map(|()| false)?,
+    };
     set_user(p)?;
     if p.process.no_new_privs {
         // SAFETY: plain prctl.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
             .at(Stage::NoNewPrivs, 0)?;
     }
-    // SAFETY: cwd.full is NUL-terminated.
-    check(unsafe { libc::chdir(p.process.cwd.full.as_ptr()) }).at(Stage::Cwd, 1)?;
+    if cwd_as_user {
+        enter_cwd(p)?;
+    }
+    if !super::fds::cwd_inside_root() {
+        return Err(libc::EXDEV).at(Stage::Cwd, 2);
+    }
     let exe = find_executable(p).at(Stage::Executable, 0)?;
+    if late_fork {
+        fork_into_namespaces(p)?;
+        // The terminal's session is the process's own: made here, not in
+        // the intermediate process, whose exit would hang it up.
+        if p.process.terminal {
+            // SAFETY: plain syscall.
+            check(unsafe { libc::setsid() }).at(Stage::Console, 0)?;
+        }
+        if p.console_fd >= 0 {
+            super::pty::console(p).at(Stage::Console, 1)?;
+        }
+    }
     if seccomp_late {
         load_seccomp(p)?;
     }
 
+    if p.trampoline.is_some() && p.start_container.is_empty() {
+        // The trampoline tells the runtime READY and waits for `start`
+        // itself: from the moment the container exists, no process in it
+        // is the rcrun binary (CVE-2019-5736; see super::trampoline).
+        close_on_exec(p);
+        exec_through_trampoline(p, Some(exe));
+        return Err(sys::errno()).at(Stage::Exec, 0);
+    }
     ready_then_wait(p)?;
     for (i, h) in p.start_container.iter().enumerate() {
         h.run(start_state(p))
             .map_err(|e| hook_fail(Stage::StartContainerHook, i, e))?;
     }
-    // Every fd but stdio and the preserved ones closes at exec
-    // (CVE-2024-21626: no host fd may reach the container).
-    // SAFETY: plain syscall.
+    close_on_exec(p);
+    if p.trampoline.is_some() {
+        exec_through_trampoline(p, Some(exe));
+    } else {
+        // SAFETY: exe and both arrays are NUL-terminated and prepared.
+        unsafe { libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr()) };
+    }
+    Err(sys::errno()).at(Stage::Exec, 0)
+}
+
+/// Forks into the pid (or time) namespace that `setns` made the one of
+/// this process's children (CLONE_PARENT: the grandchild becomes the
+/// runtime's child, so the runtime can wait for it as for the fast
+/// path's init); the intermediate process tells the runtime its pid and
+/// exits. Returns in the grandchild, once the runtime answered.
+fn fork_into_namespaces(p: &mut ChildPlan) -> Result<(), Fail> {
+    let pid = sys::fork(libc::CLONE_PARENT).at(Stage::Fork, 0)?;
+    if pid > 0 {
+        send(
+            p.sync_fd,
+            Msg {
+                kind: msg::PID,
+                a: pid,
+                ..Msg::default()
+            },
+        )
+        .at(Stage::Sync, 0)?;
+        // SAFETY: the intermediate process is done.
+        unsafe { libc::_exit(0) };
+    }
+    wait_go(p)
+}
+
+/// Every fd but stdio and the preserved ones closes at exec
+/// (CVE-2024-21626: no host fd may reach the container); SIGPIPE gets
+/// its default back.
+fn close_on_exec(p: &ChildPlan) {
+    // SAFETY: plain syscalls.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
@@ -335,13 +405,50 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         );
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    if p.trampoline.is_some() {
-        exec_through_trampoline(p, exe);
-    } else {
-        // SAFETY: exe and both arrays are NUL-terminated and prepared.
-        unsafe { libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr()) };
+}
+
+/// Closes every fd but stdio, the preserved ones and the plan's own.
+fn close_stray_fds(p: &ChildPlan) -> Result<(), Fail> {
+    let mut keep = super::fds::Keep::new();
+    let mut ok = true;
+    for fd in [p.sync_fd, p.err_fd, p.fifo_fd, p.console_fd] {
+        ok &= keep.add(fd);
     }
-    Err(sys::errno()).at(Stage::Exec, 0)
+    if let Some(t) = &p.trampoline {
+        ok &= keep.add(t.as_raw_fd());
+    }
+    for &(fd, _) in &p.join_fds {
+        ok &= keep.add(fd);
+    }
+    for &fd in &p.cgroup_tasks {
+        ok &= keep.add(fd);
+    }
+    if !ok {
+        return Err(libc::EMFILE).at(Stage::Sync, 1);
+    }
+    keep.close_others(3 + p.process.preserve_fds);
+    Ok(())
+}
+
+/// Changes into `process.cwd`, resolved inside this process's root with
+/// openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS (create made it
+/// exist; for `exec` it must).
+fn enter_cwd(p: &ChildPlan) -> Result<(), Fail> {
+    // SAFETY: constant path.
+    let root = check(unsafe {
+        libc::open(
+            c"/".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+    .at(Stage::Cwd, 1)?;
+    let dir = sys::open_in_root(root, &p.process.cwd.full, libc::O_PATH | libc::O_DIRECTORY);
+    close(root);
+    let dir = dir.at(Stage::Cwd, 1)?;
+    // SAFETY: dir is a directory fd we own.
+    let r = check(unsafe { libc::fchdir(dir) });
+    close(dir);
+    r.at(Stage::Cwd, 1).map(drop)
 }
 
 /// Executes the trampoline (see `super::trampoline`), which executes
@@ -349,9 +456,21 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
 /// the runtime the program started must stay open through the
 /// trampoline's exec: they lose close-on-exec here, and the trampoline
 /// sets it again.
-fn exec_through_trampoline(p: &mut ChildPlan, exe: *const libc::c_char) {
+fn exec_through_trampoline(p: &mut ChildPlan, exe: Option<*const libc::c_char>) {
     let Some(tfd) = p.trampoline.as_ref().map(|t| t.as_raw_fd()) else {
         return;
+    };
+    // It tells the runtime READY and waits for `start` unless this
+    // process already did (startContainer hooks ran here).
+    let (ready, go) = if p.start_container.is_empty() {
+        let go = if p.fifo_fd < 0 && p.go_after_ready {
+            msg::GO
+        } else {
+            0
+        };
+        (msg::READY, go)
+    } else {
+        (0, 0)
     };
     let fds = [p.sync_fd, p.err_fd, p.fifo_fd];
     for fd in fds.into_iter().filter(|&fd| fd >= 0) {
@@ -363,11 +482,20 @@ fn exec_through_trampoline(p: &mut ChildPlan, exe: *const libc::c_char) {
     let [s, e, f] = fds.map(i64::from);
     super::trampoline::header(
         &mut p.trampoline_header,
-        [msg::FAIL as i64, Stage::Exec as i64, s, e, f],
+        [
+            msg::FAIL as i64,
+            Stage::Exec as i64,
+            s,
+            e,
+            f,
+            ready as i64,
+            go as i64,
+        ],
     );
-    // The argv was sized in the plan: these writes do not allocate.
+    // The argv was sized in the plan: these writes do not allocate. With
+    // no program, argv[1] is its end.
     p.trampoline_argv[0] = p.trampoline_header.as_ptr().cast();
-    p.trampoline_argv[1] = exe;
+    p.trampoline_argv[1] = exe.unwrap_or(null());
     // SAFETY: tfd is the trampoline's memfd; argv and envp are
     // NULL-terminated arrays of NUL-terminated strings.
     unsafe {
@@ -399,11 +527,18 @@ fn build_container(
     }
     setup::setup_dev(rootfs, root)?;
     if let Some(v) = &p.oom_score_adj {
-        sys::write_file(c"/proc/self/oom_score_adj", v.as_bytes()).at(Stage::OomScoreAdj, 0)?;
+        // Before pivot_root: the runtime's /proc, verified all the same.
+        sys::write_proc(sys::ProcBase::SelfLink, b"oom_score_adj", v.as_bytes())
+            .at(Stage::OomScoreAdj, 0)?;
     }
     if p.runtime_hooks {
         tell(p, msg::HOOKS)?;
         wait_go(p)?;
+    }
+    // createContainer hooks run in the rootfs, as runc's.
+    if !p.create_container.is_empty() {
+        // SAFETY: root is a directory fd we own.
+        check(unsafe { libc::fchdir(root) }).at(Stage::CreateContainerHook, 0)?;
     }
     for (i, h) in p.create_container.iter().enumerate() {
         h.run(state(p))
@@ -425,7 +560,10 @@ fn build_container(
             .at(Stage::Domainname, 0)?;
     }
     for (i, (path, value)) in p.sysctls.iter().enumerate() {
-        sys::write_file(path, value.as_bytes()).at(Stage::Sysctl, i as u32)?;
+        // `path` is relative to /proc (sys/...): no volume on /proc/sys
+        // and no symlink can redirect the write (CVE-2025-52881).
+        sys::write_proc(sys::ProcBase::Root, path.as_bytes(), value.as_bytes())
+            .at(Stage::Sysctl, i as u32)?;
     }
     setup::finish(rootfs)?;
     Ok(())
@@ -583,90 +721,6 @@ fn wait_for_start(fd: RawFd) {
     }
 }
 
-/// Opens a pty pair in the container's devpts, sends the master to the
-/// console socket (runc's protocol: SCM_RIGHTS, the pty name as payload)
-/// and makes the peer the controlling terminal and stdio.
-fn console(p: &ChildPlan) -> Result<(), Errno> {
-    // SAFETY: constant path.
-    let master = check(unsafe {
-        libc::open(
-            c"/dev/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    })?;
-    let r = (|| {
-        let unlock: libc::c_int = 0;
-        let mut n: libc::c_uint = 0;
-        // SAFETY: ioctls on our master fd with valid argument pointers.
-        unsafe {
-            check(libc::ioctl(master, libc::TIOCSPTLCK, &unlock))?;
-            check(libc::ioctl(master, libc::TIOCGPTN, &mut n))?;
-        }
-        // SAFETY: TIOCGPTPEER opens the peer without a path lookup.
-        let slave = check(unsafe {
-            libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY)
-        })?;
-        if let Some(ws) = &p.process.console_size {
-            // SAFETY: ws is a valid winsize.
-            unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, ws as *const libc::winsize) };
-        }
-        let mut name = [0u8; 32];
-        let len = pts_name(&mut name, n);
-        send_fd(p.console_fd, &name[..len], master)?;
-        // config-linux.md: /dev/console is the pty. Refuse a symlink
-        // planted there (CVE-2025-52565): create a plain file, bind the
-        // pty from its fd.
-        let console = c"/dev/console";
-        // SAFETY: constant path; O_EXCL never opens an existing device.
-        let f = unsafe {
-            libc::open(
-                console.as_ptr(),
-                libc::O_CREAT
-                    | libc::O_EXCL
-                    | libc::O_WRONLY
-                    | libc::O_NOFOLLOW
-                    | libc::O_NOCTTY
-                    | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if f >= 0 {
-            close(f);
-        } else if sys::errno() == libc::EEXIST {
-            // SAFETY: all-zero stat is a valid out-buffer.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            check(unsafe { libc::lstat(console.as_ptr(), &mut st) })?;
-            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                return Err(libc::ELOOP);
-            }
-        } else {
-            return Err(sys::errno());
-        }
-        if p.rootfs.is_some() {
-            crate::rootfs::setup::bind_fd(slave, c"/dev/console")?;
-        }
-        // SAFETY: fchown/ioctl/dup2 on our own fds.
-        unsafe {
-            libc::fchown(slave, p.process.uid, p.process.gid);
-            check(libc::ioctl(slave, libc::TIOCSCTTY, 0))?;
-            for fd in 0..3 {
-                check(libc::dup2(slave, fd))?;
-            }
-        }
-        if slave > 2 {
-            close(slave);
-        }
-        Ok(())
-    })();
-    close(master);
-    close(p.console_fd);
-    r
-}
-
-fn pts_name(buf: &mut [u8; 32], n: u32) -> usize {
-    sys::prefixed_number(buf, b"/dev/pts/", n)
-}
-
 /// Loads the seccomp filter, if any; a notify filter's listener fd goes to
 /// the runtime, which hands it to `listenerPath` before we go on.
 fn load_seccomp(p: &mut ChildPlan) -> Result<(), Fail> {
@@ -684,39 +738,10 @@ fn load_seccomp(p: &mut ChildPlan) -> Result<(), Fail> {
         let bytes = unsafe {
             std::slice::from_raw_parts((&m as *const Msg).cast::<u8>(), std::mem::size_of::<Msg>())
         };
-        let sent = send_fd(p.sync_fd, bytes, fd);
+        let sent = sys::send_fd(p.sync_fd, bytes, fd);
         close(fd);
         sent.at(Stage::Seccomp, 1)?;
         wait_go(p)?;
-    }
-    Ok(())
-}
-
-/// sendmsg(2) with one fd in an SCM_RIGHTS control message.
-pub(crate) fn send_fd(sock: RawFd, payload: &[u8], fd: RawFd) -> Result<(), Errno> {
-    #[repr(C, align(8))]
-    struct Cmsg([u8; 64]);
-    let mut cbuf = Cmsg([0; 64]);
-    let mut iov = libc::iovec {
-        iov_base: payload.as_ptr() as *mut _,
-        iov_len: payload.len(),
-    };
-    // SAFETY: an all-zero msghdr is valid; every pointer set below points
-    // into live stack buffers large enough for one fd (CMSG_SPACE(4) <= 64).
-    unsafe {
-        let mut m: libc::msghdr = std::mem::zeroed();
-        m.msg_iov = &mut iov;
-        m.msg_iovlen = 1;
-        m.msg_control = cbuf.0.as_mut_ptr().cast();
-        m.msg_controllen = libc::CMSG_SPACE(4) as usize;
-        let c = libc::CMSG_FIRSTHDR(&m);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
-        if libc::sendmsg(sock, &m, libc::MSG_NOSIGNAL) < 0 {
-            return Err(sys::errno());
-        }
     }
     Ok(())
 }
@@ -829,16 +854,4 @@ fn find_executable(p: &ChildPlan) -> Result<*const libc::c_char, Errno> {
         last = libc::EACCES;
     }
     Err(last)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pts_names() {
-        let mut b = [0u8; 32];
-        let n = super::pts_name(&mut b, 0);
-        assert_eq!(&b[..n], b"/dev/pts/0");
-        let n = super::pts_name(&mut b, 4711);
-        assert_eq!(&b[..n], b"/dev/pts/4711");
-    }
 }

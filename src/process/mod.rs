@@ -31,7 +31,9 @@
 //! and the runtime turns it into an [`InitError`].
 
 pub(crate) mod child;
+pub(crate) mod fds;
 pub(crate) mod plan;
+pub(crate) mod pty;
 pub(crate) mod spawn;
 pub(crate) mod sys;
 pub(crate) mod trampoline;

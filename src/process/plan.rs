@@ -261,9 +261,13 @@ impl ChildPlan {
         )?;
 
         let hooks = spec.hooks().as_ref();
-        let execs = |v: Option<&Vec<oci_spec::runtime::Hook>>| -> Vec<HookExec> {
-            v.into_iter().flatten().map(HookExec::new).collect()
+        let execs = |v: Option<&Vec<oci_spec::runtime::Hook>>, env: &[String]| -> Vec<HookExec> {
+            v.into_iter()
+                .flatten()
+                .map(|h| HookExec::new(h, env))
+                .collect()
         };
+        let process_env = p.env().clone().unwrap_or_default();
         let runtime_hooks = hooks.is_some_and(|h| {
             #[allow(deprecated)]
             let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
@@ -273,7 +277,7 @@ impl ChildPlan {
         let mut sysctl_names = Vec::new();
         for (k, v) in linux.sysctl().iter().flatten() {
             sysctls.push((
-                cstr(format!("/proc/sys/{}", k.replace('.', "/"))),
+                cstr(format!("sys/{}", k.replace('.', "/"))),
                 cstr(v.as_str()),
             ));
             sysctl_names.push(k.clone());
@@ -282,8 +286,11 @@ impl ChildPlan {
             time_offsets: namespaces::time_offsets(spec).map(cstr),
             rootfs: Some(rootfs),
             runtime_hooks,
-            create_container: execs(hooks.and_then(|h| h.create_container().as_ref())),
-            start_container: execs(hooks.and_then(|h| h.start_container().as_ref())),
+            create_container: execs(hooks.and_then(|h| h.create_container().as_ref()), &[]),
+            start_container: execs(
+                hooks.and_then(|h| h.start_container().as_ref()),
+                &process_env,
+            ),
             hostname: spec
                 .hostname()
                 .as_deref()

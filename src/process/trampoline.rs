@@ -23,11 +23,16 @@
 //! runc found it unsafe or unfaithful routed to the sealed runtime
 //! instead ([`suffices`]).
 //!
-//! The trampoline's command line carries, in `argv[0]`, the numbers of
+//! The init executes the trampoline as soon as the container is set up,
+//! and the trampoline tells the runtime READY and waits for `start`
+//! itself (the exec fifo, or the runtime's go for `run`): a created
+//! container, which `exec` may join with any capability (`exec --cap
+//! CAP_SYS_PTRACE`), never holds a process whose `/proc/<pid>/exe` is the
+//! rcrun binary. Its command line carries, in `argv[0]`, the numbers of
 //! the fds that must close when the user's program starts (the sync
 //! socket, the error file, the exec fifo: that is how the runtime learns
-//! that it started) and the failure message to send if its `execve`
-//! fails; see `trampoline.c`.
+//! that it started), the failure message to send if its `execve` fails,
+//! and the messages of the wait; see `trampoline.c`.
 
 use std::io::{Result, Write};
 use std::os::fd::OwnedFd;
@@ -68,18 +73,18 @@ pub(crate) fn load() -> Result<OwnedFd> {
 ///   trampoline's exec, not the program's;
 /// - startContainer hooks run: the init executes them from the container
 ///   too;
-/// - a seccomp profile might refuse `execveat` or `fcntl`, which the init
-///   and the trampoline call after it is loaded.
+/// - a seccomp profile might refuse a system call that the init and the
+///   trampoline make after it is loaded ([`AFTER_SECCOMP`]).
 pub(crate) fn suffices(spec: &Spec) -> std::result::Result<(), &'static str> {
-    let Some(process) = spec.process() else {
-        return Ok(());
-    };
     let linux = spec.linux().as_ref();
     let namespaces = linux.and_then(|l| l.namespaces().as_ref());
     let ns = |t| namespaces.into_iter().flatten().find(|n| n.typ() == t);
     if !ns(LinuxNamespaceType::Pid).is_some_and(|n| n.path().is_none()) {
         return Err("the container has no pid namespace of its own");
     }
+    let Some(process) = spec.process() else {
+        return Ok(());
+    };
     let caps = process.capabilities().as_ref();
     let has = |set: Option<&std::collections::HashSet<Capability>>, c| {
         set.is_some_and(|s| s.contains(&c))
@@ -117,12 +122,18 @@ pub(crate) fn suffices(spec: &Spec) -> std::result::Result<(), &'static str> {
         return Err("startContainer hooks run in the container");
     }
     if let Some(s) = linux.and_then(|l| l.seccomp().as_ref()) {
-        if !["execveat", "fcntl"].iter().all(|n| allows(s, n)) {
-            return Err("the seccomp profile may refuse execveat or fcntl");
+        if !AFTER_SECCOMP.iter().all(|n| allows(s, n)) {
+            return Err("the seccomp profile may refuse a system call of the exec trampoline");
         }
     }
     Ok(())
 }
+
+/// The system calls the init and the trampoline make after the seccomp
+/// filter is loaded, beyond those of the wait for `start` (which the
+/// init made before the trampoline existed): a filter that might refuse
+/// one needs the sealed runtime.
+pub(crate) const AFTER_SECCOMP: [&str; 3] = ["execveat", "fcntl", "prctl"];
 
 /// Whether `profile` lets system call `name` through whatever its
 /// arguments.
@@ -152,14 +163,15 @@ fn allows(profile: &LinuxSeccomp, name: &str) -> bool {
     unconditional || pass(profile.default_action())
 }
 
-/// Room for the trampoline's `argv[0]`: five numbers and their commas.
-pub(crate) const HEADER_CAP: usize = 64;
+/// Room for the trampoline's `argv[0]`: seven numbers and their commas.
+pub(crate) const HEADER_CAP: usize = 7 * 21;
 
 /// Writes the trampoline's `argv[0]` into `out`, NUL-terminated: `kind`
-/// and `stage` of the failure message, then the sync socket, error file
-/// and exec fifo fds (-1 for none). Async-signal-safe (no allocation):
-/// the init calls it between clone and exec.
-pub(crate) fn header(out: &mut [u8; HEADER_CAP], nums: [i64; 5]) {
+/// and `stage` of the failure message, the sync socket, error file and
+/// exec fifo fds (-1 for none), then the kinds of the READY message to
+/// send and of the GO message to wait for (0 for none). Async-signal-safe
+/// (no allocation): the init calls it between clone and exec.
+pub(crate) fn header(out: &mut [u8; HEADER_CAP], nums: [i64; 7]) {
     let mut at = 0;
     for (i, n) in nums.into_iter().enumerate() {
         if i > 0 {
@@ -188,7 +200,7 @@ pub(crate) fn header(out: &mut [u8; HEADER_CAP], nums: [i64; 5]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, RawFd};
 
     fn spec(v: serde_json::Value) -> Spec {
         let mut base = serde_json::json!({
@@ -224,6 +236,7 @@ mod tests {
         use serde_json::json;
         for case in [
             json!({"linux": {"namespaces": [{"type": "mount"}]}}),
+            json!({"process": null, "linux": {"namespaces": [{"type": "mount"}]}}),
             json!({"linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}}),
             json!({"process": {"capabilities": {"bounding": ["CAP_SYS_PTRACE"]}}}),
             json!({"process": {"capabilities": null}}),
@@ -254,7 +267,7 @@ mod tests {
             json!({"process": {"user": {"uid": 1000, "gid": 0}, "capabilities":
                 {"effective": [], "permitted": []}}}),
             json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
-                "syscalls": [{"names": ["execve", "execveat", "fcntl"],
+                "syscalls": [{"names": ["execve", "execveat", "fcntl", "prctl"],
                     "action": "SCMP_ACT_ALLOW"}]}}}),
             json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
                 "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}}}),
@@ -266,11 +279,11 @@ mod tests {
     #[test]
     fn header_is_five_comma_separated_numbers() {
         let mut b = [0xffu8; HEADER_CAP];
-        header(&mut b, [5, 31, 7, -1, i32::MAX as i64]);
+        header(&mut b, [5, 31, 7, -1, i32::MAX as i64, 4, i64::MIN]);
         let end = b.iter().position(|&c| c == 0).unwrap();
-        assert_eq!(&b[..end], b"5,31,7,-1,2147483647");
-        header(&mut b, [0, 0, 0, 0, 0]);
-        assert_eq!(&b[..10], b"0,0,0,0,0\0");
+        assert_eq!(&b[..end], b"5,31,7,-1,2147483647,4,-9223372036854775808");
+        header(&mut b, [0; 7]);
+        assert_eq!(&b[..14], b"0,0,0,0,0,0,0\0");
     }
 
     /// The trampoline itself, run from its sealed memfd: the program it
@@ -299,12 +312,13 @@ mod tests {
                     Ok(())
                 })
             };
-            c.output().unwrap()
+            c
         };
+        let run = |hdr: String, args: &[&str]| run(hdr, args).output().unwrap();
         // The program runs with its own argv (argv[0] included); the
         // reported fds are closed in it (ls of its fds shows neither).
         let o = run(
-            format!("5,9,{braw},{eraw},-1"),
+            format!("5,9,{braw},{eraw},-1,0,0"),
             &[
                 "/bin/sh",
                 "my-sh",
@@ -323,7 +337,7 @@ mod tests {
             "{out}"
         );
         // A program that cannot be executed: {kind, stage, 0, errno}.
-        let o = run(format!("5,9,{braw},{eraw},-1"), &["/nonexistent", "x"]);
+        let o = run(format!("5,9,{braw},{eraw},-1,0,0"), &["/nonexistent", "x"]);
         assert_eq!(o.status.code(), Some(1));
         let mut m = [0u8; 16];
         assert_eq!(a.recv(&mut m).unwrap(), 16);
@@ -335,5 +349,125 @@ mod tests {
         let mut f = [0u8; 16];
         let n = unsafe { libc::pread(eraw, f.as_mut_ptr().cast(), 16, 0) };
         assert_eq!((n, f), (16, m));
+    }
+
+    /// The wait for `start` in the trampoline: it sends READY, waits for
+    /// GO (`run`) or a byte on the exec fifo (`create`), is not dumpable
+    /// meanwhile, and with no program exits with status 0.
+    #[test]
+    #[cfg(rcrun_trampoline)]
+    fn the_trampoline_tells_ready_and_waits_for_start() {
+        use std::io::Write;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        use std::os::unix::process::CommandExt;
+        let fd = load().unwrap();
+        let exe = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let braw = b.as_raw_fd();
+        let dir = tempfile::tempdir().unwrap();
+        // A fresh exec fifo, opened as `create` opens it.
+        let new_fifo = |name: &str| {
+            let path = dir.path().join(name);
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            let reader = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .unwrap();
+            (path, reader)
+        };
+        // As nobody, so that a dumpable process's /proc files would be
+        // nobody's, not root's.
+        let spawn = |hdr: String, args: &[&str], fraw: RawFd| {
+            let mut c = std::process::Command::new(&exe);
+            c.arg0(hdr).args(args).stdout(std::process::Stdio::piped());
+            // SAFETY: only fcntl and setresuid in the child.
+            unsafe {
+                c.pre_exec(move || {
+                    libc::fcntl(braw, libc::F_SETFD, 0);
+                    if fraw >= 0 {
+                        libc::fcntl(fraw, libc::F_SETFD, 0);
+                    }
+                    if libc::setresuid(65534, 65534, 65534) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+            Reap(Some(c.spawn().unwrap()))
+        };
+        let kind = |m: &[u8]| i32::from_ne_bytes(m[..4].try_into().unwrap());
+        let script = "grep -c . /proc/self/status >/dev/null; echo ran";
+        // `run`: READY, then nothing happens until GO.
+        let mut child = spawn(
+            format!("5,9,{braw},-1,-1,4,6"),
+            &["/bin/sh", "sh", "-c", script],
+            -1,
+        );
+        let mut m = [0u8; 16];
+        assert_eq!(a.recv(&mut m).unwrap(), 16);
+        assert_eq!(kind(&m), 4);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        assert!(status.contains("State:\tS"), "{status}");
+        // Not dumpable: its /proc/<pid>/fd belongs to root, as the
+        // init's did, not to its own user.
+        let st = std::fs::metadata(format!("/proc/{}/fd", child.id())).unwrap();
+        assert_eq!(st.uid(), 0);
+        assert!(child.try_wait().unwrap().is_none());
+        a.send(&6i32.to_ne_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success());
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "ran\n");
+        // Anything but GO: it gives up.
+        let child = spawn(
+            format!("5,9,{braw},-1,-1,4,6"),
+            &["/bin/sh", "sh", "-c", script],
+            -1,
+        );
+        assert_eq!(a.recv(&mut m).unwrap(), 16);
+        a.send(&5i32.to_ne_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!((o.status.code(), o.stdout.len()), (Some(1), 0));
+        // `create`: READY, then the fifo; with no program, status 0.
+        for (i, args) in [&["/bin/sh", "sh", "-c", script][..], &[]]
+            .iter()
+            .enumerate()
+        {
+            let (fifo, reader) = new_fifo(&i.to_string());
+            let fraw = reader.as_raw_fd();
+            let child = spawn(format!("5,9,{braw},-1,{fraw},4,0"), args, fraw);
+            assert_eq!(a.recv(&mut m).unwrap(), 16);
+            assert_eq!(kind(&m), 4);
+            let mut w = std::fs::File::options().write(true).open(&fifo).unwrap();
+            w.write_all(b"0").unwrap();
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "{o:?}");
+            let want = if args.is_empty() { "" } else { "ran\n" };
+            assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+        }
+    }
+
+    /// A child that is killed and reaped if the test fails first.
+    struct Reap(Option<std::process::Child>);
+
+    impl Reap {
+        fn id(&self) -> u32 {
+            self.0.as_ref().unwrap().id()
+        }
+        fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+            self.0.as_mut().unwrap().try_wait()
+        }
+        fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+            self.0.take().unwrap().wait_with_output()
+        }
+    }
+
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
     }
 }
