@@ -212,6 +212,29 @@ fn update_with_flags_and_resources_json() {
 }
 
 #[test]
+fn update_memory_with_swap_up_and_to_unlimited() {
+    // As runc: raising memory and swap writes memsw first; --memory -1
+    // without --memory-swap lifts the swap limit too (on v1, where memsw
+    // must stay at or above the limit).
+    let mut c = Ct::new("sleep 100");
+    c.cfg["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    c.start();
+    let up = ["update", "--memory", "64m", "--memory-swap", "128m", &c.id];
+    assert_ok(&c.rcrun(&up));
+    assert_eq!(
+        c.cg_read("memory", "memory.limit_in_bytes", "memory.max"),
+        "67108864"
+    );
+    assert_ok(&c.rcrun(&["update", "--memory", "-1", &c.id]));
+    let unlimited = c.cg_read("memory", "memory.limit_in_bytes", "memory.max");
+    assert!(unlimited == "max" || unlimited.len() >= 19, "{unlimited}");
+    if !cgroup_v2() {
+        let swap = c.cg_read("memory", "memory.memsw.limit_in_bytes", "memory.swap.max");
+        assert!(swap.len() >= 19, "{swap}");
+    }
+}
+
+#[test]
 fn ps_lists_the_containers_processes() {
     let c = Ct::new("sleep 100 & sleep 100 & wait");
     c.start();

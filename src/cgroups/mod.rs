@@ -544,7 +544,7 @@ impl CgroupSet {
         let settings = if self.v2 {
             resources::v2(&res)?
         } else {
-            resources::v1(&res)?
+            self.v1_settings(&mut res)?
         };
         if let Some(rules) = &rules {
             let spec_len = spec.as_ref().map_or(0, Vec::len);
@@ -580,6 +580,37 @@ impl CgroupSet {
             f.write_all(s.value.as_bytes()).map_err(fail)?;
         }
         Ok(())
+    }
+
+    /// The v1 writes for `res`, with runc's two memory rules: a memory
+    /// limit of -1 without a swap limit lifts the swap limit too (where
+    /// the kernel accounts swap), and a swap limit above the current
+    /// memory limit (or -1) is written first, so that memsw stays at or
+    /// above the limit at every step.
+    fn v1_settings(
+        &self,
+        res: &mut LinuxResources,
+    ) -> Result<Vec<resources::Setting>, CgroupError> {
+        let memory_dir = self
+            .controllers
+            .iter()
+            .position(|c| c.iter().any(|c| c == "memory"))
+            .map(|i| &self.leaves[i]);
+        if let (Some(mut m), Some(dir)) = (res.memory().clone(), memory_dir) {
+            if m.limit() == Some(-1)
+                && m.swap().is_none_or(|s| s == 0)
+                && dir.join("memory.memsw.limit_in_bytes").exists()
+            {
+                m.set_swap(Some(-1));
+                res.set_memory(Some(m));
+            }
+        }
+        let mut settings = resources::v1(res)?;
+        let current = memory_dir
+            .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        resources::order_memory_v1(&mut settings, current);
+        Ok(settings)
     }
 
     /// Replaces the device rules of the leaves with `rules`

@@ -445,6 +445,28 @@ fn rdma(o: &mut Out, res: &LinuxResources, controller: &'static str) {
     }
 }
 
+/// Puts the memsw write before the memory limit's when the new swap
+/// limit is unlimited or above `current` (the memory limit now): the
+/// kernel refuses a memory limit above memsw, and a memsw below the
+/// memory limit, at every single write (runc's setMemoryAndSwap).
+pub fn order_memory_v1(settings: &mut [Setting], current: Option<u64>) {
+    let at = |f: &str| settings.iter().position(|s| s.file == f);
+    let (Some(l), Some(s)) = (
+        at("memory.limit_in_bytes"),
+        at("memory.memsw.limit_in_bytes"),
+    ) else {
+        return;
+    };
+    let swap = &settings[s].value;
+    let raise = swap == "-1"
+        || swap
+            .parse::<u64>()
+            .is_ok_and(|v| current.is_none_or(|c| c < v));
+    if raise && s > l {
+        settings[l..=s].rotate_right(1);
+    }
+}
+
 /// The writes for `res` on cgroup v2 (device rules excepted).
 pub fn v2(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
     let mut o = Out { v: Vec::new() };
@@ -749,6 +771,39 @@ mod tests {
         ]}));
         let rules = device_rules(r.devices().as_deref()).unwrap();
         assert_eq!(device_rule(&rules[1]), "c *:* m");
+    }
+
+    #[test]
+    fn v1_memory_and_swap_are_ordered_as_the_kernel_needs() {
+        let r = res(serde_json::json!({"memory": {"limit": 2097152, "swap": 4194304}}));
+        let names = |v: &[Setting]| -> Vec<String> {
+            v.iter()
+                .filter(|s| s.file.starts_with("memory.") && s.file.contains("limit"))
+                .map(|s| s.file.clone())
+                .collect()
+        };
+        // Raising (current 1 MiB): memsw first.
+        let mut v = v1(&r).unwrap();
+        order_memory_v1(&mut v, Some(1048576));
+        assert_eq!(
+            names(&v),
+            ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+        );
+        // Lowering (current 8 MiB): the limit first.
+        let mut v = v1(&r).unwrap();
+        order_memory_v1(&mut v, Some(8388608));
+        assert_eq!(
+            names(&v),
+            ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+        );
+        // Unlimited swap: first, whatever the current limit.
+        let r = res(serde_json::json!({"memory": {"limit": -1, "swap": -1}}));
+        let mut v = v1(&r).unwrap();
+        order_memory_v1(&mut v, Some(1));
+        assert_eq!(
+            names(&v),
+            ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+        );
     }
 
     #[test]
