@@ -166,8 +166,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), SpecError> {
     if let Some(l) = spec.linux() {
         unsupported(&[
             (l.intel_rdt().is_some(), "linux.intelRdt"),
-            (l.memory_policy().is_some(), "linux.memoryPolicy"),
-            (l.personality().is_some(), "linux.personality"),
             (
                 l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
                 "linux.netDevices",
@@ -527,9 +525,6 @@ mod tests {
 
     #[test]
     fn unsupported_fields_refused() {
-        let mut v = base();
-        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
-        assert!(check(v).unwrap_err().contains("linux.personality"));
         let mut v = base();
         v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_OTHER"});
         assert!(check(v).unwrap_err().contains("process.scheduler"));

@@ -354,3 +354,16 @@ fn dev_console_is_the_terminal() {
     assert!(l[1].starts_with("88:"), "{out}");
     assert_eq!(l[2], "hi", "{out}");
 }
+
+#[test]
+fn personality_and_memory_policy_apply_to_the_program() {
+    // linux.personality LINUX32: uname reports a 32-bit machine;
+    // linux.memoryPolicy: the program's policy shows in numa_maps.
+    let mut c = Ct::new("uname -m; head -1 /proc/self/numa_maps | cut -d' ' -f2");
+    c.cfg["linux"]["personality"] = json!({"domain": "LINUX32"});
+    c.cfg["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    assert_eq!(c.run_ok(), "i686\nbind:0\n");
+    let mut c = Ct::new("true");
+    c.cfg["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE"});
+    assert_err(&c.run(), "linux.memoryPolicy.nodes");
+}

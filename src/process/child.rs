@@ -302,6 +302,20 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         };
         attr.at(Stage::AppArmor, 0)?;
     }
+    if let Some(persona) = p.personality {
+        // SAFETY: plain syscall with an integer argument.
+        if unsafe { libc::personality(persona) } < 0 {
+            return Err(sys::errno()).at(Stage::Personality, 0);
+        }
+    }
+    if let Some(m) = &p.mem_policy {
+        // SAFETY: nodes is a valid mask of at least maxnode bits.
+        let r =
+            unsafe { libc::syscall(libc::SYS_set_mempolicy, m.mode, m.nodes.as_ptr(), m.maxnode) };
+        if r < 0 {
+            return Err(sys::errno()).at(Stage::MemoryPolicy, 0);
+        }
+    }
     // seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so load
     // before dropping privileges; with it, as late as possible (runc).
     let seccomp_late = p.process.no_new_privs;

@@ -30,6 +30,7 @@
 //! the stage and the index of the entry (mount, device, rlimit) at fault,
 //! and the runtime turns it into an [`InitError`].
 
+pub(crate) mod affinity;
 pub(crate) mod child;
 pub(crate) mod fds;
 pub(crate) mod plan;
@@ -66,7 +67,7 @@ stages! {
     Remount, Device, DevSymlink, CreateContainerHook, PivotRoot, Chroot, ReadonlyPath,
     MaskedPath, ReadonlyRoot, Hostname, Domainname, Sysctl, OomScoreAdj, Keyring, Rlimit,
     Console, Cwd, Bounding, Groups, Setgid, Setuid, Capabilities, Ambient, NoNewPrivs,
-    Executable, StartContainerHook, Exec, Seccomp, AppArmor,
+    Executable, StartContainerHook, Exec, Seccomp, AppArmor, Personality, MemoryPolicy,
 }
 
 /// A failure inside the init process: the stage, the index of the entry

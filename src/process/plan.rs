@@ -71,6 +71,10 @@ pub(crate) struct ChildPlan {
     pub sysctl_names: Vec<String>,
     pub oom_score_adj: Option<CString>,
     pub keyring: Option<CString>,
+    /// `linux.personality`, as personality(2)'s argument.
+    pub personality: Option<libc::c_ulong>,
+    /// `linux.memoryPolicy`, for set_mempolicy(2).
+    pub mem_policy: Option<super::affinity::MemPolicy>,
     /// The compiled `linux.seccomp` filter.
     pub seccomp: Option<crate::seccomp::Filter>,
     /// Filled in by the spawner.
@@ -284,6 +288,16 @@ impl ChildPlan {
         }
         Ok(ChildPlan {
             time_offsets: namespaces::time_offsets(spec).map(cstr),
+            personality: linux
+                .personality()
+                .as_ref()
+                .map(super::affinity::personality)
+                .transpose()?,
+            mem_policy: linux
+                .memory_policy()
+                .as_ref()
+                .map(super::affinity::mem_policy)
+                .transpose()?,
             rootfs: Some(rootfs),
             runtime_hooks,
             create_container: execs(hooks.and_then(|h| h.create_container().as_ref()), &[]),
@@ -320,6 +334,8 @@ impl ChildPlan {
         ChildPlan {
             join_fds: ns.join_fds(),
             time_offsets: None,
+            personality: None,
+            mem_policy: None,
             ns,
             rootfs: None,
             process,

@@ -452,6 +452,8 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
             plan.sysctl_names.get(i).cloned().unwrap_or_default()
         ),
         Stage::OomScoreAdj => "process.oomScoreAdj".into(),
+        Stage::Personality => "linux.personality".into(),
+        Stage::MemoryPolicy => "linux.memoryPolicy".into(),
         Stage::Rlimit => format!(
             "process.rlimits: {}",
             plan.process
