@@ -407,8 +407,15 @@ mod tests {
         let mut m = [0u8; 16];
         assert_eq!(a.recv(&mut m).unwrap(), 16);
         assert_eq!(kind(&m), 4);
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-        assert!(status.contains("State:\tS"), "{status}");
+        // It goes to sleep in its wait (it may still be on its way there).
+        let sleeping = (0..2000).any(|_| {
+            let st = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+            st.contains("State:\tS") || {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                false
+            }
+        });
+        assert!(sleeping);
         // Not dumpable: its /proc/<pid>/fd belongs to root, as the
         // init's did, not to its own user.
         let st = std::fs::metadata(format!("/proc/{}/fd", child.id())).unwrap();
