@@ -246,3 +246,53 @@ fn tmpcopyup_copies_what_the_tmpfs_covers() {
     );
     assert_eq!(std::fs::read_to_string(data.join("a")).unwrap(), "A\n");
 }
+
+/// A host directory with a tmpfs mounted on its `sub`, unmounted on drop.
+struct Nested(tempfile::TempDir);
+
+impl Nested {
+    fn new() -> Nested {
+        let d = tempfile::Builder::new()
+            .prefix("rcrun-nested.")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(d.path().join("sub"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Nested(d)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path().join("sub"))
+            .status();
+    }
+}
+
+#[test]
+fn recursive_mount_options_reach_the_submounts() {
+    // runc's rro, rnosuid, rnoexec, ...: mount_setattr(AT_RECURSIVE) on
+    // the bind and everything under it; plain ro stops at the top.
+    let host = Nested::new();
+    let script = "touch /v/a 2>/dev/null && echo top-rw || echo top-ro; \
+                  touch /v/sub/b 2>/dev/null && echo sub-rw || echo sub-ro; \
+                  grep ' /v/sub ' /proc/self/mountinfo | grep -q noexec && echo sub-noexec; true";
+    let mut c = Ct::new(script);
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/v", "type": "bind", "source": host.0.path(),
+        "options": ["rbind", "rro", "rnoexec", "rnosuid"]
+    }));
+    assert_eq!(c.run_ok(), "top-ro\nsub-ro\nsub-noexec\n");
+    let mut c = Ct::new(script);
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/v", "type": "bind", "source": host.0.path(), "options": ["rbind", "ro"]
+    }));
+    assert_eq!(c.run_ok(), "top-ro\nsub-rw\n");
+}

@@ -14,6 +14,12 @@ pub struct MountOptions {
     /// `tmpcopyup`: a tmpfs starts with a copy of what the rootfs has at
     /// its destination (runc's extension, which podman uses).
     pub copyup: bool,
+    /// The recursive options (`rro`, `rnosuid`, ...): `MOUNT_ATTR_*`
+    /// bits to set and to clear on the mount and every mount below it
+    /// with mount_setattr(2) (Linux 5.12).
+    pub rec_set: u64,
+    /// See `rec_set`.
+    pub rec_clr: u64,
 }
 
 impl MountOptions {
@@ -32,7 +38,7 @@ pub struct UnsupportedOption(pub String);
 ///
 /// # Errors
 /// [`UnsupportedOption`] for options rcrun recognises but does not implement
-/// (id-mapped and recursive-attribute mounts).
+/// (id-mapped mounts).
 ///
 /// ```
 /// use rcrun::rootfs::options::parse;
@@ -88,10 +94,23 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, UnsupportedOp
                 o.copyup = true;
                 continue;
             }
-            "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev" | "rdev"
-            | "rnoexec" | "rexec" | "rnodiratime" | "rdiratime" | "rrelatime" | "rnorelatime"
-            | "rnoatime" | "ratime" | "rstrictatime" | "rnostrictatime" | "rnosymfollow"
-            | "rsymfollow" => return Err(UnsupportedOption(opt.to_string())),
+            "idmap" | "ridmap" => return Err(UnsupportedOption(opt.to_string())),
+            _ if recursive(opt).is_some() => {
+                let (clear, attr) = recursive(opt).expect("just matched");
+                if clear {
+                    o.rec_clr |= attr;
+                    o.rec_set &= !attr;
+                } else {
+                    // The atime modes are one field: clear it, then set.
+                    if attr & ATIME_MODES != 0 || opt == "rrelatime" {
+                        o.rec_clr |= libc::MOUNT_ATTR__ATIME;
+                        o.rec_set &= !libc::MOUNT_ATTR__ATIME;
+                    }
+                    o.rec_set |= attr;
+                    o.rec_clr &= !attr | libc::MOUNT_ATTR__ATIME;
+                }
+                continue;
+            }
             _ => {
                 data.push(opt);
                 continue;
@@ -101,6 +120,34 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, UnsupportedOp
     }
     o.data = data.join(",");
     Ok(o)
+}
+
+const ATIME_MODES: u64 = libc::MOUNT_ATTR_NOATIME | libc::MOUNT_ATTR_STRICTATIME;
+
+/// A recursive option as runc takes it: whether it clears, and the
+/// `MOUNT_ATTR_*` bit (`rrelatime` is the atime mode 0).
+fn recursive(opt: &str) -> Option<(bool, u64)> {
+    Some(match opt {
+        "rro" => (false, libc::MOUNT_ATTR_RDONLY),
+        "rrw" => (true, libc::MOUNT_ATTR_RDONLY),
+        "rnosuid" => (false, libc::MOUNT_ATTR_NOSUID),
+        "rsuid" => (true, libc::MOUNT_ATTR_NOSUID),
+        "rnodev" => (false, libc::MOUNT_ATTR_NODEV),
+        "rdev" => (true, libc::MOUNT_ATTR_NODEV),
+        "rnoexec" => (false, libc::MOUNT_ATTR_NOEXEC),
+        "rexec" => (true, libc::MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (false, libc::MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => (true, libc::MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (false, libc::MOUNT_ATTR_RELATIME),
+        "rnorelatime" => (true, libc::MOUNT_ATTR_RELATIME),
+        "rnoatime" => (false, libc::MOUNT_ATTR_NOATIME),
+        "ratime" => (true, libc::MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (false, libc::MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => (true, libc::MOUNT_ATTR_STRICTATIME),
+        "rnosymfollow" => (false, libc::MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (true, libc::MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 /// The mount(2) flags of a propagation name (`rootfsPropagation` or a
@@ -143,6 +190,15 @@ mod tests {
         let o = parse(&["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]).unwrap();
         assert_eq!(o.data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
         assert_eq!(parse(&["idmap"]), Err(UnsupportedOption("idmap".into())));
+        let o = parse(&["rbind", "rro", "rnosuid", "rnoatime", "rdev"]).unwrap();
+        assert_eq!(o.flags, libc::MS_BIND | libc::MS_REC);
+        assert_eq!(
+            o.rec_set,
+            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.rec_clr, libc::MOUNT_ATTR__ATIME | libc::MOUNT_ATTR_NODEV);
+        let o = parse(&["rro", "rrw"]).unwrap();
+        assert_eq!((o.rec_set, o.rec_clr), (0, libc::MOUNT_ATTR_RDONLY));
         assert_eq!(propagation("rslave"), Some(libc::MS_SLAVE | libc::MS_REC));
         assert_eq!(propagation("bogus"), None);
     }

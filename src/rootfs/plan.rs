@@ -96,6 +96,9 @@ pub(crate) struct MountOp {
     pub tree_flags: c_ulong,
     /// Where on a procfs the destination may resolve to in the init.
     pub on_proc: OnProc,
+    /// The recursive options: `MOUNT_ATTR_*` to set and to clear on the
+    /// mount and all below it once it is made (mount_setattr(2)).
+    pub rec_attr: (u64, u64),
 }
 
 /// Whether a mount may land on a procfs (runc's `checkProcMount`), checked
@@ -348,6 +351,7 @@ impl RootfsPlan {
                 children: Vec::new(),
                 tree_flags: 0,
                 on_proc,
+                rec_attr: (opts.rec_set, opts.rec_clr),
             });
         }
         let mut devices: Vec<DeviceOp> = Vec::new();
@@ -493,6 +497,7 @@ fn cgroup_mounts(
         children: Vec::new(),
         tree_flags: 0,
         on_proc: OnProc::Never,
+        rec_attr: (0, 0),
     };
     match h {
         Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
@@ -510,6 +515,7 @@ fn cgroup_mounts(
             children: Vec::new(),
             tree_flags: 0,
             on_proc: OnProc::Never,
+            rec_attr: (0, 0),
         }),
         Hierarchy::Unified(_) => {
             if let Some(leaf) = set.leaves.first() {
@@ -543,6 +549,7 @@ fn cgroup_mounts(
                 children,
                 tree_flags: fl,
                 on_proc: OnProc::Never,
+                rec_attr: (0, 0),
             });
         }
     }

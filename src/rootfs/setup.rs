@@ -189,6 +189,12 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         close(fd);
         r.at(Stage::Remount, i)?;
     }
+    if m.rec_attr != (0, 0) {
+        let fd = resolve(root, &m.dest, Create::Nothing).at(Stage::MountTarget, i)?;
+        let r = set_tree_attr(fd, m.rec_attr.0, m.rec_attr.1);
+        close(fd);
+        r.at(Stage::Remount, i)?;
+    }
     Ok(())
 }
 
@@ -223,12 +229,7 @@ fn sysfs_bind_flags(root: RawFd, m: &MountOp) -> Result<(), Errno> {
 /// the mount `dir` and every mount below it: mount_setattr(2) with
 /// `AT_RECURSIVE`; ENOSYS before Linux 5.12.
 fn set_tree_flags(dir: RawFd, flags: libc::c_ulong) -> Result<(), Errno> {
-    let mut attr = libc::mount_attr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let mut set = 0;
     for (ms, at) in [
         (libc::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
         (libc::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
@@ -236,9 +237,22 @@ fn set_tree_flags(dir: RawFd, flags: libc::c_ulong) -> Result<(), Errno> {
         (libc::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
     ] {
         if flags & ms != 0 {
-            attr.attr_set |= at;
+            set |= at;
         }
     }
+    set_tree_attr(dir, set, 0)
+}
+
+/// mount_setattr(2) with `AT_RECURSIVE` on the mount `dir` and every
+/// mount below it: `MOUNT_ATTR_*` bits `set` and `clr` (runc's `rro`,
+/// `rnosuid`, ...). ENOSYS before Linux 5.12.
+fn set_tree_attr(dir: RawFd, set: u64, clr: u64) -> Result<(), Errno> {
+    let mut attr = libc::mount_attr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: dir is a valid fd, attr a valid mount_attr of the size given.
     let r = unsafe {
         libc::syscall(
