@@ -296,3 +296,17 @@ fn recursive_mount_options_reach_the_submounts() {
     }));
     assert_eq!(c.run_ok(), "top-ro\nsub-rw\n");
 }
+
+#[test]
+fn a_read_only_dev_is_made_read_only_after_the_mounts_under_it() {
+    // As runc: /dev/pts and /dev/shm are mounted in a /dev asked for
+    // read-only, and the devices made, before /dev becomes read-only.
+    let mut c = Ct::new(
+        "ls /dev/pts/ptmx /dev/null >/dev/null && echo mounted; \
+         touch /dev/x 2>/dev/null && echo dev-rw || echo dev-ro; \
+         echo ok > /dev/null && echo null-ok",
+    );
+    c.cfg["mounts"][1]["options"] =
+        json!(["nosuid", "strictatime", "mode=755", "size=65536k", "ro"]);
+    assert_eq!(c.run_ok(), "mounted\ndev-ro\nnull-ok\n");
+}

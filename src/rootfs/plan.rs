@@ -217,6 +217,11 @@ pub(crate) struct RootfsPlan {
     pub mounts: Vec<MountOp>,
     /// Create default devices and /dev symlinks (false when /dev is a bind).
     pub setup_dev: bool,
+    /// A read-only `/dev` is mounted read-write and made read-only only
+    /// once the mounts under it and the devices are in place (as runc),
+    /// with these flags (`MS_RDONLY` and the others it asked for).
+    /// The `mounts` index of `/dev` comes first.
+    pub dev_readonly: Option<(u32, c_ulong)>,
     pub devices: Vec<DeviceOp>,
     pub dev_dir: PathPlan,
     pub masked: Vec<CString>,
@@ -255,6 +260,7 @@ impl RootfsPlan {
             readonly: false,
             mounts: Vec::new(),
             setup_dev: false,
+            dev_readonly: None,
             devices: Vec::new(),
             dev_dir: PathPlan::new(Path::new("/dev")),
             masked: Vec::new(),
@@ -284,6 +290,7 @@ impl RootfsPlan {
         };
         let mut mounts = Vec::new();
         let mut setup_dev = true;
+        let mut dev_readonly = None;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let field = |f: &str| format!("mounts[{i}].{f}");
             let opts = options::parse(m.options().as_deref().unwrap_or_default())
@@ -295,6 +302,15 @@ impl RootfsPlan {
                 setup_dev = false;
             }
             let clean = PathPlan::new(dest).full;
+            let mut opts = opts;
+            if clean.as_bytes() == b"/dev" && opts.flags & libc::MS_RDONLY != 0 {
+                opts.flags &= !libc::MS_RDONLY;
+                dev_readonly = Some((
+                    i as u32,
+                    libc::MS_RDONLY
+                        | opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC),
+                ));
+            }
             let on_proc = check_proc_mount(
                 Path::new(std::ffi::OsStr::from_bytes(clean.as_bytes())),
                 typ,
@@ -420,6 +436,7 @@ impl RootfsPlan {
                 .unwrap_or(false),
             mounts,
             setup_dev,
+            dev_readonly,
             devices,
             dev_dir: PathPlan::new(Path::new("/dev")),
             masked: paths(linux.masked_paths()),
