@@ -63,6 +63,9 @@ pub struct ExecOptions {
     pub preserve_fds: i32,
     /// `--ignore-paused`: exec into a paused container.
     pub ignore_paused: bool,
+    /// `--cgroup`: join these existing sub-cgroups of the container's
+    /// cgroup instead, each for the named v1 controllers (none: all).
+    pub sub_cgroups: Vec<(Vec<String>, PathBuf)>,
 }
 
 /// A container created by this process: its init is our child, so we can
@@ -333,9 +336,10 @@ impl Runtime {
             opts.console_socket.as_deref(),
             min_fd,
         )?;
+        let cgroup = rec.cgroup.sub(&opts.sub_cgroups)?;
         let spawned = spawn::spawn(
             &mut plan,
-            &rec.cgroup,
+            &cgroup,
             &Callbacks {
                 id_maps: None,
                 state: &|_, _| Vec::new(),

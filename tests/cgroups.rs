@@ -569,3 +569,61 @@ fn linux_devices_need_a_device_rule_to_be_opened() {
     ]});
     assert_eq!(c.run_ok(), "made\nopen-ok\n");
 }
+
+#[test]
+fn exec_joins_an_existing_sub_cgroup() {
+    // runc's exec --cgroup [controller:]path.
+    let mut c = Ct::new("sleep 100");
+    c.cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    c.start();
+    let subs: Vec<_> = c.cgroup_dirs().iter().map(|d| d.join("sub")).collect();
+    for s in &subs {
+        std::fs::create_dir(s).unwrap();
+    }
+    let o = c.rcrun(&["exec", "--cgroup", "sub", &c.id, "cat", "/proc/self/cgroup"]);
+    let none = c.rcrun(&["exec", "--cgroup", "nope", &c.id, "true"]);
+    let up = c.rcrun(&["exec", "--cgroup", "../..", &c.id, "true"]);
+    // The exec'd processes are gone: the sub-cgroups can go first.
+    for s in &subs {
+        let _ = std::fs::remove_dir(s);
+    }
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .all(|l| l.ends_with(":/sub") || l.ends_with(":/")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.ends_with(":/sub")), "{out}");
+    assert_err(&none, "no such cgroup");
+    assert_err(&up, "below the container's cgroup");
+}
+
+#[test]
+fn an_empty_existing_parent_cpuset_is_filled_before_the_container_joins() {
+    // cgroup v1: a parent cpuset cgroup someone else made, with no cpus
+    // or mems, gets its parent's before the container's is made under
+    // it (as runc); otherwise the join fails with "no space left on
+    // device". cgroup v2 has no such rule (the VM checks the rest).
+    if cgroup_v2() {
+        return;
+    }
+    let mut c = Ct::new("cat /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null || true; echo ran");
+    let parent = std::path::Path::new("/sys/fs/cgroup/cpuset").join(format!("{}-parent", c.cgroup));
+    std::fs::create_dir(&parent).unwrap();
+    c.cfg["linux"]["cgroupsPath"] = json!(format!("/{}-parent/leaf", c.cgroup));
+    let o = c.run();
+    let _ = std::fs::remove_dir(parent.join("leaf"));
+    let filled = std::fs::read_to_string(parent.join("cpuset.cpus")).unwrap();
+    for d in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = d.path().join(format!("{}-parent", c.cgroup));
+        let _ = std::fs::remove_dir(p.join("leaf"));
+        let _ = std::fs::remove_dir(p);
+    }
+    assert_ok(&o);
+    assert!(stdout(&o).ends_with("ran\n"), "{}", stdout(&o));
+    assert!(!filled.trim().is_empty());
+}

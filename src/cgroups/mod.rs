@@ -582,6 +582,64 @@ impl CgroupSet {
         Ok(())
     }
 
+    /// The same container's existing sub-cgroups `subs` (`exec
+    /// --cgroup`): each a path below the leaves, for the v1 hierarchies
+    /// of the controllers named (none: every hierarchy; on cgroup v2
+    /// only that form, or the name `unified`).
+    ///
+    /// # Errors
+    /// [`CgroupError::InvalidPath`] for a path that is absolute, leaves
+    /// the container's cgroup or does not exist, or a controller no
+    /// hierarchy has.
+    ///
+    /// ```
+    /// let set = rcrun::cgroups::CgroupSet::default();
+    /// assert!(set.sub(&[(vec![], "../x".into())]).is_err());
+    /// ```
+    pub fn sub(&self, subs: &[(Vec<String>, PathBuf)]) -> Result<CgroupSet, CgroupError> {
+        let bad = |why: String| CgroupError::InvalidPath(format!("exec --cgroup: {why}"));
+        let mut out = self.clone();
+        for (ctrls, path) in subs {
+            if path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(bad(format!(
+                    "{}: must be a path below the container's cgroup",
+                    path.display()
+                )));
+            }
+            let mut hit = false;
+            for (i, leaf) in self.leaves.iter().enumerate() {
+                let own = self
+                    .controllers
+                    .get(i)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let named = ctrls.is_empty()
+                    || ctrls.iter().any(|c| {
+                        own.iter().any(|o| o == c) || (c == "unified" && self.is_unified(i))
+                    });
+                if !named {
+                    continue;
+                }
+                hit = true;
+                let dir = leaf.join(path);
+                if !dir.is_dir() {
+                    return Err(bad(format!("{}: no such cgroup", dir.display())));
+                }
+                if own.iter().any(|c| c == "cpuset") {
+                    fill_cpuset(&dir)?;
+                }
+                out.leaves[i] = dir;
+            }
+            if !hit && !ctrls.is_empty() {
+                return Err(bad(format!("no hierarchy has {}", ctrls.join(","))));
+            }
+        }
+        Ok(out)
+    }
+
     /// The v1 writes for `res`, with runc's two memory rules: a memory
     /// limit of -1 without a swap limit lifts the swap limit too (where
     /// the kernel accounts swap), and a swap limit above the current
@@ -839,7 +897,14 @@ fn fill_cpuset(dir: &Path) -> Result<(), CgroupError> {
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
         if cur.trim().is_empty() {
-            let v = fs::read_to_string(parent.join(f)).map_err(io(&parent.join(f)))?;
+            let mut v = fs::read_to_string(parent.join(f)).map_err(io(&parent.join(f)))?;
+            // An empty parent (made by someone else) is filled from its
+            // own parent first, as runc's cpusetEnsureParent; the
+            // hierarchy's root is never empty.
+            if v.trim().is_empty() && parent != dir {
+                fill_cpuset(parent)?;
+                v = fs::read_to_string(parent.join(f)).map_err(io(&parent.join(f)))?;
+            }
             fs::write(dir.join(f), v.trim()).map_err(io(&dir.join(f)))?;
         }
     }

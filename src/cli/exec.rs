@@ -66,6 +66,9 @@ pub struct Exec {
     /// Allow exec in a paused container
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.
+    #[arg(long, value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     /// The container id
     pub id: String,
     /// The command and its arguments
@@ -200,6 +203,7 @@ impl Exec {
                 pid_file: self.pid_file.clone(),
                 preserve_fds: self.preserve_fds,
                 ignore_paused: self.ignore_paused,
+                sub_cgroups: self.cgroup.iter().map(|c| sub_cgroup(c)).collect(),
             },
         )?;
         if self.detach {
@@ -209,5 +213,20 @@ impl Exec {
         let code = fg.wait(&c)?;
         fg.finish();
         Ok(code)
+    }
+}
+
+/// `--cgroup [CONTROLLER[,CONTROLLER...]:]PATH` as (controllers, path):
+/// no controllers means every hierarchy.
+fn sub_cgroup(arg: &str) -> (Vec<String>, PathBuf) {
+    match arg.split_once(':') {
+        Some((c, p)) => (
+            c.split(',')
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect(),
+            PathBuf::from(p),
+        ),
+        None => (Vec::new(), PathBuf::from(arg)),
     }
 }
