@@ -654,7 +654,7 @@ impl CgroupSet {
             .iter()
             .position(|c| c.iter().any(|c| c == "memory"))
             .map(|i| &self.leaves[i]);
-        if let (Some(mut m), Some(dir)) = (res.memory().clone(), memory_dir) {
+        if let (Some(mut m), Some(dir)) = (*res.memory(), memory_dir) {
             if m.limit() == Some(-1)
                 && m.swap().is_none_or(|s| s == 0)
                 && dir.join("memory.memsw.limit_in_bytes").exists()
