@@ -91,6 +91,28 @@ fn op(o: LinuxSeccompOperator, value_two: u64) -> ScmpCompareOp {
     }
 }
 
+/// How the comparisons `cmps` of a rule (one per `args` entry) become
+/// libseccomp rules: all in one (they all must hold), unless two compare
+/// the same argument, which libseccomp refuses; then, as runc, each is
+/// a rule of its own (any one may hold).
+fn rule_groups<'a>(
+    args: &[oci_spec::runtime::LinuxSeccompArg],
+    cmps: &'a [ScmpArgCompare],
+) -> Vec<&'a [ScmpArgCompare]> {
+    let mut seen = 0u64;
+    let repeated = args.iter().any(|a| {
+        let bit = 1u64 << (a.index() % 64);
+        let again = seen & bit != 0;
+        seen |= bit;
+        again
+    });
+    if repeated {
+        cmps.chunks(1).collect()
+    } else {
+        vec![cmps]
+    }
+}
+
 /// Compiles `s` for the architectures it names (and the native one).
 /// Unknown syscall names are skipped, as runc does (profiles list
 /// syscalls of newer kernels).
@@ -155,8 +177,10 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
             let Ok(nr) = ScmpSyscall::from_name(name) else {
                 continue;
             };
-            ctx.add_rule_conditional(act, nr, &cmps)
-                .map_err(lib(&format!("{field} ({name})")))?;
+            for cmps in rule_groups(sc.args().as_deref().unwrap_or_default(), &cmps) {
+                ctx.add_rule_conditional(act, nr, cmps)
+                    .map_err(lib(&format!("{field} ({name})")))?;
+            }
         }
     }
     let mut flags = 0;
@@ -286,6 +310,20 @@ mod tests {
         .unwrap();
         let f = compile(&s).unwrap();
         assert!(f.prog.len() > 10);
+    }
+
+    #[test]
+    fn two_conditions_on_one_argument_become_two_rules() {
+        // libseccomp refuses them in one rule ("Invalid input"); runc ORs them.
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
+                {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}
+            ]}]
+        }))
+        .unwrap();
+        assert!(compile(&s).is_ok());
     }
 
     #[test]

@@ -192,3 +192,26 @@ fn notify_without_a_listener_fails_create_and_leaves_nothing() {
     assert!(c.cgroup_dirs().iter().all(|d| !d.exists()));
     assert!(!c.root().join(&c.id).exists());
 }
+
+#[test]
+fn two_conditions_on_one_argument_are_either_or() {
+    // As runc: each becomes a rule of its own. personality(8) and
+    // personality(0x20008) are refused, personality(0xffffffff) (a query)
+    // is not.
+    let mut c = Ct::new(
+        "linux32 true 2>/dev/null && echo linux32-ok || echo linux32-refused; \
+         linux32 --help >/dev/null 2>&1; [ -x /bin/linux32 ] && echo has-linux32; \
+         uname -m >/dev/null && echo query-ok",
+    );
+    c.cfg["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
+            {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
+            {"index": 0, "value": 131080, "op": "SCMP_CMP_EQ"}
+        ]}]
+    });
+    assert_eq!(c.run_ok(), "linux32-refused\nhas-linux32\nquery-ok\n");
+    // Without the filter, linux32 works.
+    let c = Ct::new("linux32 true && echo linux32-ok");
+    assert_eq!(c.run_ok(), "linux32-ok\n");
+}
