@@ -305,6 +305,7 @@ impl Runtime {
             ok.push(Status::Paused);
         }
         let (entry, rec) = self.open_in(id, "exec in", &ok)?;
+        let status = self.status_of(id, &rec);
         // exec changes no state: do not hold the container's lock while the
         // process starts (it may wait in a frozen cgroup for `resume`).
         drop(entry);
@@ -337,12 +338,19 @@ impl Runtime {
             min_fd,
         )?;
         let cgroup = rec.cgroup.sub(&opts.sub_cgroups)?;
+        let container_state = {
+            let mut st = rec.state.clone();
+            st.status = status;
+            serde_json::to_vec(&st.to_oci()).expect("state serializes")
+        };
         let spawned = spawn::spawn(
             &mut plan,
             &cgroup,
             &Callbacks {
                 id_maps: None,
-                state: &|_, _| Vec::new(),
+                // The container's state, for a seccomp agent (runc's
+                // ContainerProcessState of an exec'd process).
+                state: &|_, _| container_state.clone(),
                 runtime_hooks: &|_| Ok(()),
             },
         )?;

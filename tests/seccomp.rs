@@ -215,3 +215,33 @@ fn two_conditions_on_one_argument_are_either_or() {
     let c = Ct::new("linux32 true && echo linux32-ok");
     assert_eq!(c.run_ok(), "linux32-ok\n");
 }
+
+#[test]
+fn notify_in_exec_hands_the_agent_the_containers_state() {
+    // runc: an exec'd process's listener fd comes with the container's
+    // state, as the init's does (it came with none: "EOF while parsing").
+    let mut c = Ct::new("sleep 100");
+    let sock = c.path("agent.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let l2 = l.try_clone().unwrap();
+    c.cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let _init_agent = std::thread::spawn(move || seccomp_agent(l));
+    c.start();
+    let exec_agent = std::thread::spawn(move || seccomp_agent(l2));
+    let o = c.rcrun(&["exec", &c.id, "sh", "-c", "mkdir /tmp/e 2>&1; echo end"]);
+    let (doc, answered) = exec_agent.join().unwrap();
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("Read-only file system"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(answered >= 1);
+    assert_eq!(doc["state"]["id"], json!(c.id));
+    assert_eq!(doc["state"]["status"], "running");
+    assert!(doc["pid"].as_i64().unwrap() > 0, "{doc}");
+}
