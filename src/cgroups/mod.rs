@@ -560,7 +560,7 @@ impl CgroupSet {
                 s.controller
             };
             let dir = self.dir_for(ctrl, &s.field)?;
-            let path = dir.join(&s.file);
+            let path = weight_file(&dir, &s.file);
             let fail = |source| CgroupError::Write {
                 field: s.field.clone(),
                 path: path.clone(),
@@ -911,6 +911,23 @@ fn fill_cpuset(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// `dir/file`, or for the blkio weights on a host whose only
+/// proportional scheduler is BFQ (no `blkio.weight`), BFQ's own file,
+/// as runc does.
+fn weight_file(dir: &Path, file: &str) -> PathBuf {
+    let path = dir.join(file);
+    let bfq = match file {
+        "blkio.weight" => "blkio.bfq.weight",
+        "blkio.weight_device" => "blkio.bfq.weight_device",
+        _ => return path,
+    };
+    if !path.exists() && dir.join(bfq).exists() {
+        dir.join(bfq)
+    } else {
+        path
+    }
+}
+
 /// Enables in `dir`'s subtree_control every controller `dir` has.
 fn enable_controllers(dir: &Path) {
     let have = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
@@ -924,6 +941,34 @@ fn enable_controllers(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blkio_weights_go_to_bfq_where_it_is_the_only_one() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            weight_file(d.path(), "blkio.weight"),
+            d.path().join("blkio.weight")
+        );
+        std::fs::write(d.path().join("blkio.bfq.weight"), "").unwrap();
+        std::fs::write(d.path().join("blkio.bfq.weight_device"), "").unwrap();
+        assert_eq!(
+            weight_file(d.path(), "blkio.weight"),
+            d.path().join("blkio.bfq.weight")
+        );
+        assert_eq!(
+            weight_file(d.path(), "blkio.weight_device"),
+            d.path().join("blkio.bfq.weight_device")
+        );
+        std::fs::write(d.path().join("blkio.weight"), "").unwrap();
+        assert_eq!(
+            weight_file(d.path(), "blkio.weight"),
+            d.path().join("blkio.weight")
+        );
+        assert_eq!(
+            weight_file(d.path(), "cpu.shares"),
+            d.path().join("cpu.shares")
+        );
+    }
 
     const HYBRID: &str = "\
 35 25 0:30 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
