@@ -310,3 +310,25 @@ fn a_read_only_dev_is_made_read_only_after_the_mounts_under_it() {
         json!(["nosuid", "strictatime", "mode=755", "size=65536k", "ro"]);
     assert_eq!(c.run_ok(), "mounted\ndev-ro\nnull-ok\n");
 }
+
+#[test]
+fn no_pivot_does_not_expose_the_hosts_proc() {
+    // runc's "runc run --no-pivot must not expose bare /proc": with the
+    // host's /proc reachable in the container's mount namespace (a fully
+    // visible procfs), a process in a user namespace of its own could
+    // mount a new, unmasked procfs (and write /proc/sysrq-trigger).
+    let mut c =
+        Ct::new("unshare -mrpf sh -c 'mount -t proc none /proc && echo mounted' 2>&1; true");
+    // Masks that exist on every kernel (not /proc/kcore, /proc/sysrq-trigger).
+    c.cfg["linux"]["maskedPaths"] = json!(["/proc/keys", "/proc/timer_list"]);
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rcrun(&["run", "--no-pivot", "-b", b.to_str().unwrap(), &c.id]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(!out.contains("mounted"), "{out}");
+    assert!(
+        out.contains("denied") || out.contains("not permitted"),
+        "{out}"
+    );
+}

@@ -220,6 +220,9 @@ pub(crate) struct RootfsPlan {
     /// A read-only `/dev` is mounted read-write and made read-only only
     /// once the mounts under it and the devices are in place (as runc),
     /// with these flags (`MS_RDONLY` and the others it asked for).
+    /// With `--no-pivot`: the host's procfs and sysfs mounts to detach
+    /// before the chroot.
+    pub hide: Vec<CString>,
     /// The `mounts` index of `/dev` comes first.
     pub dev_readonly: Option<(u32, c_ulong)>,
     pub devices: Vec<DeviceOp>,
@@ -260,6 +263,7 @@ impl RootfsPlan {
             readonly: false,
             mounts: Vec::new(),
             setup_dev: false,
+            hide: Vec::new(),
             dev_readonly: None,
             devices: Vec::new(),
             dev_dir: PathPlan::new(Path::new("/dev")),
@@ -436,6 +440,11 @@ impl RootfsPlan {
                 .unwrap_or(false),
             mounts,
             setup_dev,
+            hide: if no_pivot {
+                host_proc_sys(host.mountinfo, rootfs)
+            } else {
+                Vec::new()
+            },
             dev_readonly,
             devices,
             dev_dir: PathPlan::new(Path::new("/dev")),
@@ -457,6 +466,25 @@ pub(crate) struct Host<'a> {
 
 /// The deepest mount point that contains `path`, from the text of
 /// `/proc/self/mountinfo`.
+/// The host's whole procfs and sysfs mounts outside `rootfs` (root "/"
+/// in mountinfo), which `--no-pivot` detaches before its chroot, as runc:
+/// in the container's mount namespace they would stay reachable, and
+/// with them a fully visible procfs lets a process inside mount a new
+/// one (in a user namespace of its own).
+fn host_proc_sys(mountinfo: &str, rootfs: &Path) -> Vec<CString> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let fstype = l.split(" - ").nth(1)?.split(' ').next()?;
+            let mountpoint = unescape_mountinfo(f.get(4)?);
+            let whole = *f.get(3)? == "/";
+            (whole && matches!(fstype, "proc" | "sysfs") && !mountpoint.starts_with(rootfs))
+                .then(|| path_cstr(&mountpoint))
+        })
+        .collect()
+}
+
 fn parent_mount(mountinfo: &str, path: &Path) -> PathBuf {
     mountinfo
         .lines()

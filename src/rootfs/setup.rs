@@ -675,6 +675,36 @@ pub(crate) fn setup_dev(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
     r
 }
 
+/// Detaches the host's procfs and sysfs mounts from this (the
+/// container's) mount namespace, after stopping the unmount's
+/// propagation; where that is not allowed (rootless), covers them with
+/// an empty tmpfs (runc's msMoveRoot).
+fn hide_host_proc_sys(plan: &RootfsPlan) -> Result<(), Errno> {
+    for p in &plan.hide {
+        match mount(
+            null(),
+            p.as_ptr(),
+            null(),
+            libc::MS_SLAVE | libc::MS_REC,
+            null(),
+        ) {
+            // Gone, or no longer a mount point (under one detached before).
+            Err(libc::ENOENT | libc::EINVAL) => continue,
+            r => r?,
+        }
+        // SAFETY: a NUL-terminated path.
+        if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } < 0 {
+            match sys::errno() {
+                libc::EINVAL | libc::EPERM => {
+                    mount(c"tmpfs".as_ptr(), p.as_ptr(), c"tmpfs".as_ptr(), 0, null())?
+                }
+                e => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// pivot_root(2) into the rootfs (or chroot with --no-pivot).
 pub(crate) fn enter(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
     // SAFETY: root is a valid directory fd.
@@ -708,6 +738,7 @@ pub(crate) fn enter(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
         close(old_root);
         r.at(Stage::PivotRoot, 1)?;
     } else {
+        hide_host_proc_sys(plan).at(Stage::Chroot, 0)?;
         mount(dot, c"/".as_ptr(), null(), libc::MS_MOVE, null()).at(Stage::Chroot, 0)?;
         // SAFETY: as above.
         check(unsafe { libc::chroot(dot) }).at(Stage::Chroot, 1)?;
