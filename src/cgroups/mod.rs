@@ -560,7 +560,7 @@ impl CgroupSet {
                 s.controller
             };
             let dir = self.dir_for(ctrl, &s.field)?;
-            let path = weight_file(&dir, &s.file);
+            let path = weight_file(dir, &s.file);
             let fail = |source| CgroupError::Write {
                 field: s.field.clone(),
                 path: path.clone(),
