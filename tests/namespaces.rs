@@ -179,3 +179,31 @@ fn hostname_and_domainname() {
     c.cfg["domainname"] = json!("example.org");
     assert_eq!(c.run_ok(), "box1\nexample.org\n");
 }
+
+#[test]
+fn user_namespace_binds_sources_only_the_hosts_root_can_reach() {
+    // As runc: the runtime opens bind sources before the init enters its
+    // user namespace, where its root is a mapped user that cannot even
+    // traverse a 0700 directory of the host's root.
+    let mut c = Ct::new("cat /v/file");
+    let private = c.path("private");
+    std::fs::create_dir(&private).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(private.join("vol")).unwrap();
+    std::fs::write(private.join("vol/file"), "reached\n").unwrap();
+    std::fs::set_permissions(
+        private.join("vol/file"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    c.cfg["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/v", "type": "bind", "source": private.join("vol"), "options": ["rbind", "ro"]
+    }));
+    c.cfg["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}
+    ]);
+    c.cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    assert_eq!(c.run_ok(), "reached\n");
+}

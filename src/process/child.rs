@@ -437,6 +437,9 @@ fn close_stray_fds(p: &ChildPlan) -> Result<(), Fail> {
     for &fd in &p.cgroup_tasks {
         ok &= keep.add(fd);
     }
+    for f in p.rootfs.iter().flat_map(|r| &r.source_fds) {
+        ok &= keep.add(f.as_raw_fd());
+    }
     if !ok {
         return Err(libc::EMFILE).at(Stage::Sync, 1);
     }

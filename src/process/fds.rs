@@ -10,8 +10,9 @@
 use std::os::fd::RawFd;
 
 /// The most fds a plan can name (sync socket, error file, exec fifo,
-/// console socket, trampoline, namespaces to join, cgroup `tasks` files).
-pub(crate) const MAX_KEEP: usize = 64;
+/// console socket, trampoline, namespaces to join, cgroup `tasks` files,
+/// bind sources opened for a user namespace). On the stack: 4 KiB.
+pub(crate) const MAX_KEEP: usize = 1024;
 
 /// The fds to keep open: a fixed-size set, no allocation.
 #[derive(Debug)]

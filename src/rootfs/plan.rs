@@ -1,6 +1,7 @@
 //! Building a [`RootfsPlan`] from the spec (runtime side).
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -74,6 +75,10 @@ pub(crate) struct MountOp {
     pub index: usize,
     pub dest: PathPlan,
     pub source: Option<CString>,
+    /// The bind source as a detached mount the runtime cloned (in a new
+    /// user namespace the init may not be allowed to reach it by path):
+    /// moved into place with move_mount(2); -1 otherwise.
+    pub source_fd: RawFd,
     pub fstype: Option<CString>,
     pub flags: c_ulong,
     pub data: Option<CString>,
@@ -223,6 +228,9 @@ pub(crate) struct RootfsPlan {
     /// With `--no-pivot`: the host's procfs and sysfs mounts to detach
     /// before the chroot.
     pub hide: Vec<CString>,
+    /// The bind sources the runtime cloned for an init in a new user
+    /// namespace (`MountOp::source_fd`), as runc does.
+    pub source_fds: Vec<std::os::fd::OwnedFd>,
     /// The `mounts` index of `/dev` comes first.
     pub dev_readonly: Option<(u32, c_ulong)>,
     pub devices: Vec<DeviceOp>,
@@ -264,6 +272,7 @@ impl RootfsPlan {
             mounts: Vec::new(),
             setup_dev: false,
             hide: Vec::new(),
+            source_fds: Vec::new(),
             dev_readonly: None,
             devices: Vec::new(),
             dev_dir: PathPlan::new(Path::new("/dev")),
@@ -294,6 +303,7 @@ impl RootfsPlan {
         };
         let mut mounts = Vec::new();
         let mut setup_dev = true;
+        let mut source_fds = Vec::new();
         let mut dev_readonly = None;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let field = |f: &str| format!("mounts[{i}].{f}");
@@ -353,6 +363,20 @@ impl RootfsPlan {
             if bind {
                 flags |= libc::MS_BIND;
             }
+            // In a new user namespace the init is a mapped user: a source
+            // only the host's root may reach is cloned here into a
+            // detached mount (open_tree), which the init moves into place,
+            // as runc does.
+            // A runtime that may not clone mounts (rootless) leaves it to
+            // the init, by path.
+            let mut source_fd = -1;
+            if bind && userns {
+                let src = source.as_ref().expect("checked above");
+                if let Ok(f) = clone_tree(src, flags & libc::MS_REC != 0) {
+                    source_fd = f.as_raw_fd();
+                    source_fds.push(f);
+                }
+            }
             let extra = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
             mounts.push(MountOp {
                 index: i,
@@ -372,6 +396,7 @@ impl RootfsPlan {
                 tree_flags: 0,
                 on_proc,
                 rec_attr: (opts.rec_set, opts.rec_clr),
+                source_fd,
             });
         }
         let mut devices: Vec<DeviceOp> = Vec::new();
@@ -440,6 +465,7 @@ impl RootfsPlan {
                 .unwrap_or(false),
             mounts,
             setup_dev,
+            source_fds,
             hide: if no_pivot {
                 host_proc_sys(host.mountinfo, rootfs)
             } else {
@@ -466,6 +492,23 @@ pub(crate) struct Host<'a> {
 
 /// The deepest mount point that contains `path`, from the text of
 /// `/proc/self/mountinfo`.
+/// A detached copy of the mount at `path` (with those below it when
+/// `recursive`): open_tree(2) with `OPEN_TREE_CLONE`.
+fn clone_tree(path: &Path, recursive: bool) -> std::io::Result<std::os::fd::OwnedFd> {
+    let p = path_cstr(path);
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: a NUL-terminated path; the fd returned is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a new fd that nothing else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
+}
+
 /// The host's whole procfs and sysfs mounts outside `rootfs` (root "/"
 /// in mountinfo), which `--no-pivot` detaches before its chroot, as runc:
 /// in the container's mount namespace they would stay reachable, and
@@ -543,6 +586,7 @@ fn cgroup_mounts(
         tree_flags: 0,
         on_proc: OnProc::Never,
         rec_attr: (0, 0),
+        source_fd: -1,
     };
     match h {
         Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
@@ -561,6 +605,7 @@ fn cgroup_mounts(
             tree_flags: 0,
             on_proc: OnProc::Never,
             rec_attr: (0, 0),
+            source_fd: -1,
         }),
         Hierarchy::Unified(_) => {
             if let Some(leaf) = set.leaves.first() {
@@ -595,6 +640,7 @@ fn cgroup_mounts(
                 tree_flags: fl,
                 on_proc: OnProc::Never,
                 rec_attr: (0, 0),
+                source_fd: -1,
             });
         }
     }

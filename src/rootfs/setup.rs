@@ -117,13 +117,17 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         None
     };
     let opt = |c: &Option<std::ffi::CString>| c.as_ref().map_or(null(), |c| c.as_ptr());
-    let mut r = mount(
-        opt(&m.source),
-        target,
-        opt(&m.fstype),
-        m.flags,
-        opt(&m.data),
-    );
+    let mut r = if m.source_fd >= 0 {
+        move_tree(m.source_fd, fd)
+    } else {
+        mount(
+            opt(&m.source),
+            target,
+            opt(&m.fstype),
+            m.flags,
+            opt(&m.data),
+        )
+    };
     let mut sysfs_bound = false;
     if r == Err(libc::EPERM) && m.sysfs_fallback {
         r = mount(
@@ -859,6 +863,27 @@ fn mask_one(p: &CStr, null_fd: RawFd) -> Result<(), Errno> {
 /// Bind-mounts the file `src` refers to onto `target`, from the fd
 /// itself (open_tree(2) + move_mount(2)): no path is looked up for the
 /// source, and no /proc is needed.
+/// Moves the detached mount `tree` (open_tree(2) by the runtime) onto
+/// the resolved directory or file `target`.
+fn move_tree(tree: RawFd, target: RawFd) -> Result<(), Errno> {
+    // SAFETY: plain syscall on two valid fds and empty paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn bind_fd(src: RawFd, target: &CStr) -> Result<(), Errno> {
     // SAFETY: plain syscalls on valid fds and NUL-terminated strings.
     let tree = unsafe {
