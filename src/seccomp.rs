@@ -39,9 +39,12 @@ pub(crate) struct Listener {
 /// SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns a notify fd.
 const FLAG_NEW_LISTENER: libc::c_ulong = 8;
 
-/// Syscalls the init makes between loading a notify filter and handing
-/// its fd over: notifying them would wait for a listener that has no fd.
-const NEEDED_BEFORE_HANDOVER: &[&str] = &["sendmsg", "recvfrom", "recvmsg", "close"];
+/// The syscall that hands a notify filter's fd over: notifying it would
+/// wait for a listener that cannot have the fd. (Those that follow, such
+/// as close and recvfrom, wait until the runtime has handed it over and
+/// the agent answers, as with runc.) `write` is refused too, as runc
+/// does: no runc config can use it, and its message is runc's.
+const NEEDED_BEFORE_HANDOVER: &[&str] = &["sendmsg", "write"];
 
 fn invalid(field: impl Into<String>, reason: impl ToString) -> SpecError {
     SpecError::Invalid {
@@ -169,7 +172,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
                 if NEEDED_BEFORE_HANDOVER.contains(&name.as_str()) {
                     return Err(invalid(
                         format!("{field}.action"),
-                        format!("SCMP_ACT_NOTIFY on {name}, which the runtime needs to pass the listener fd"),
+                        format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall (the runtime needs it to pass the listener fd)"),
                     ));
                 }
                 notify = true;

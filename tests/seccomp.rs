@@ -98,6 +98,12 @@ fn exec_gets_the_containers_filter_and_nnp_path_works() {
 /// state on `l`, then answers every notification with EROFS until the
 /// filter's last process is gone. Returns the state and the count.
 fn seccomp_agent(l: std::os::unix::net::UnixListener) -> (serde_json::Value, usize) {
+    agent(l, false)
+}
+
+/// The same; with `pass`, every call goes on as if there were no filter
+/// (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+fn agent(l: std::os::unix::net::UnixListener, pass: bool) -> (serde_json::Value, usize) {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     l.set_nonblocking(true).unwrap();
@@ -147,7 +153,11 @@ fn seccomp_agent(l: std::os::unix::net::UnixListener) -> (serde_json::Value, usi
             }
             let mut resp: libc::seccomp_notif_resp = std::mem::zeroed();
             resp.id = req.id;
-            resp.error = -libc::EROFS;
+            if pass {
+                resp.flags = 1; // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+            } else {
+                resp.error = -libc::EROFS;
+            }
             libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp);
         }
         answered += 1;
@@ -244,4 +254,37 @@ fn notify_in_exec_hands_the_agent_the_containers_state() {
     assert_eq!(doc["state"]["id"], json!(c.id));
     assert_eq!(doc["state"]["status"], "running");
     assert!(doc["pid"].as_i64().unwrap() > 0, "{doc}");
+}
+
+#[test]
+fn notify_on_the_syscalls_the_runtime_makes_after_loading_works() {
+    // runc's "important syscalls": close, read, openat, execve go to the
+    // agent too, once it has the fd, with either place of loading.
+    for nnp in [false, true] {
+        let mut c = Ct::new("true");
+        c.cfg["process"]["args"] = json!(["/bin/true"]);
+        c.cfg["process"]["noNewPrivileges"] = json!(nnp);
+        let sock = c.path("agent.sock");
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        c.cfg["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{"names": ["execve", "openat", "open", "read", "close"],
+                          "action": "SCMP_ACT_NOTIFY"}]
+        });
+        let a = std::thread::spawn(move || agent(l, true));
+        let o = c.run();
+        assert_ok(&o);
+        let (_, answered) = a.join().unwrap();
+        assert!(answered >= 1, "nnp {nnp}");
+    }
+    let mut c = Ct::new("true");
+    c.cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": c.path("a.sock"),
+        "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    assert_err(
+        &c.run(),
+        "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+    );
 }
