@@ -291,16 +291,8 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         // SAFETY: cannot fail.
         unsafe { libc::umask(u) };
     }
-    if let Some(profile) = &p.process.apparmor {
-        // aa_change_onexec: the profile applies from the next exec.
-        // Through the verified procfs only (CVE-2019-16884, CVE-2025-52881).
-        let t = sys::ProcBase::ThreadSelf;
-        let attr = sys::write_proc(t, b"attr/apparmor/exec", profile.as_bytes());
-        let attr = match attr {
-            Err(libc::ENOENT) => sys::write_proc(t, b"attr/exec", profile.as_bytes()),
-            r => r,
-        };
-        attr.at(Stage::AppArmor, 0)?;
+    if !late_fork {
+        apparmor_on_exec(p)?;
     }
     if let Some(persona) = p.personality {
         // SAFETY: plain syscall with an integer argument.
@@ -354,6 +346,9 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         if p.console_fd >= 0 {
             super::pty::console(p).at(Stage::Console, 1)?;
         }
+        // Through the container's procfs, where only a process of its pid
+        // namespace is (as runc's exec, after the switch to the user).
+        apparmor_on_exec(p)?;
     }
     if seccomp_late {
         load_seccomp(p)?;
@@ -380,6 +375,21 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         unsafe { libc::execve(exe, p.process.argv.as_ptr(), p.process.envp.as_ptr()) };
     }
     Err(sys::errno()).at(Stage::Exec, 0)
+}
+
+/// aa_change_onexec: the profile applies from the next exec. Through
+/// the verified procfs only (CVE-2019-16884, CVE-2025-52881).
+fn apparmor_on_exec(p: &ChildPlan) -> Result<(), Fail> {
+    let Some(profile) = &p.process.apparmor else {
+        return Ok(());
+    };
+    let t = sys::ProcBase::ThreadSelf;
+    let attr = sys::write_proc(t, b"attr/apparmor/exec", profile.as_bytes());
+    let attr = match attr {
+        Err(libc::ENOENT) => sys::write_proc(t, b"attr/exec", profile.as_bytes()),
+        r => r,
+    };
+    attr.at(Stage::AppArmor, 0)
 }
 
 /// Forks into the pid (or time) namespace that `setns` made the one of
