@@ -415,12 +415,12 @@ fn a_created_container_without_a_process_holds_no_runtime() {
     assert_eq!(bin.bytes(), before, "the runtime binary changed");
 }
 
-/// A copy of the runtime, and a container it runs (`sleep 60`) in which
+/// A copy of the runtime, and a container it runs (`sleep 600`) in which
 /// a process exec'd with CAP_SYS_PTRACE scans (SCAN).
 fn scanning() -> (Copy, Vec<u8>, Ct) {
     let bin = Copy::new();
     let before = bin.bytes();
-    let c = Ct::new("sleep 60");
+    let c = Ct::new("sleep 600");
     c.write_config();
     let b = c.bundle();
     assert_ok(&bin.rcrun(&c, &["run", "-d", "-b", b.to_str().unwrap(), &c.id]));
