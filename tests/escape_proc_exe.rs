@@ -340,8 +340,8 @@ fn exec_with_cap_sys_ptrace_into_a_created_container_cannot_reach_the_runtime() 
     // is a memfd that refuses writes, never the runtime.
     let bin = Copy::new();
     let before = bin.bytes();
-    let mut c = Ct::new("touch /tmp/started; sleep 30");
-    c.cfg["process"]["args"] = json!(["sh", "-c", "touch /tmp/started; sleep 30"]);
+    let mut c = Ct::new("touch /tmp/started; sleep 300");
+    c.cfg["process"]["args"] = json!(["sh", "-c", "touch /tmp/started; sleep 300"]);
     c.write_config();
     let b = c.bundle();
     assert_ok(&bin.rcrun(&c, &["create", "-b", b.to_str().unwrap(), &c.id]));

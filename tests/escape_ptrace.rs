@@ -46,7 +46,7 @@ fn exec_setup_is_never_seen_with_the_runtimes_capabilities() {
     // inside, while execs run, sees nothing wider than the container's
     // (KILL, NET_BIND_SERVICE, AUDIT_WRITE: 0x20000420) or the
     // scanner's own (with SYS_PTRACE: 0x20080420).
-    let mut c = Ct::new("sleep 100");
+    let mut c = Ct::new("sleep 600");
     let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     c.cfg["process"]["capabilities"] = serde_json::json!({
         "bounding": caps, "effective": caps, "permitted": caps});
