@@ -304,7 +304,21 @@ impl Runtime {
         if opts.ignore_paused {
             ok.push(Status::Paused);
         }
-        let (entry, rec) = self.open_in(id, "exec in", &ok)?;
+        let (entry, rec) = self.open_in(id, "exec in", &ok).map_err(|e| match e {
+            Error::InvalidStatus {
+                id,
+                status: Status::Paused,
+                op,
+                ..
+            } => Error::InvalidStatus {
+                id,
+                status: Status::Paused,
+                op,
+                // runc's words, which tools match.
+                hint: " (cannot exec in a paused container; --ignore-paused joins it frozen)",
+            },
+            e => e,
+        })?;
         let status = self.status_of(id, &rec);
         // exec changes no state: do not hold the container's lock while the
         // process starts (it may wait in a frozen cgroup for `resume`).

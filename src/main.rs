@@ -25,18 +25,20 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let status = args.command.failure_status();
     if args.command.needs_seal() {
         // Re-exec from a sealed memfd (CVE-2019-5736); returns once sealed.
         if let Err(e) = rcrun::seal::ensure_sealed() {
             fail(
                 logger,
                 &format!("cannot re-execute from a sealed copy: {e}"),
+                status,
             );
         }
     }
     match args.command.run(&args.global) {
         Ok(code) => std::process::exit(code),
-        Err(e) => fail(logger, &e.0),
+        Err(e) => fail(logger, &e.0, status),
     }
 }
 
@@ -48,10 +50,10 @@ fn raw_args_need_seal() -> bool {
     std::env::args_os().skip(1).any(|a| a == "exec")
 }
 
-fn fail(logger: &cli::log::Logger, msg: &str) -> ! {
+fn fail(logger: &cli::log::Logger, msg: &str, status: i32) -> ! {
     logger.line(log::Level::Error, msg);
     if logger.to_file() {
         eprintln!("rcrun: {msg}");
     }
-    std::process::exit(1)
+    std::process::exit(status)
 }

@@ -414,7 +414,35 @@ pub fn default_spec(rootless: bool) -> Spec {
         p.set_terminal(Some(true));
     }
     spec.set_version(oci_spec::runtime::VERSION.to_string());
-    spec
+    // As `runc spec`: no inheritable capabilities (CVE-2022-29162), a
+    // deny-all device rule, and a cgroup namespace only on a cgroup v2
+    // host (on v1 it would hide the container's cgroup paths from exec).
+    let mut v = serde_json::to_value(&spec).expect("a spec serializes");
+    if let Some(c) = v
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        c.remove("inheritable");
+    }
+    if !rootless {
+        v["linux"]["resources"] =
+            serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
+    }
+    if !cgroup2_host() {
+        if let Some(ns) = v
+            .pointer_mut("/linux/namespaces")
+            .and_then(|n| n.as_array_mut())
+        {
+            ns.retain(|n| n["type"] != "cgroup");
+        }
+    }
+    serde_json::from_value(v).expect("the edited spec parses")
+}
+
+/// Whether /sys/fs/cgroup is a pure cgroup v2 hierarchy.
+fn cgroup2_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 #[cfg(test)]

@@ -191,15 +191,15 @@ fn exec_errors() {
     let c = Ct::new("sleep 100");
     assert_err(&c.rcrun(&["exec", &c.id, "true"]), "does not exist");
     c.start();
-    assert_err(
-        &c.rcrun(&["exec", &c.id, "no-such-program"]),
-        "\"no-such-program\": executable file not found",
-    );
+    let o = c.rcrun(&["exec", &c.id, "no-such-program"]);
+    assert_err(&o, "\"no-such-program\": executable file not found");
+    // As runc: exec's own failures exit with 255, not a status the
+    // program could have.
+    assert_eq!(o.status.code(), Some(255));
     assert_ok(&c.rcrun(&["pause", &c.id]));
-    assert_err(
-        &c.rcrun(&["exec", &c.id, "true"]),
-        "is paused: cannot exec in it",
-    );
+    let o = c.rcrun(&["exec", &c.id, "true"]);
+    assert_err(&o, "cannot exec in a paused container");
+    assert_eq!(o.status.code(), Some(255));
     // With --ignore-paused the process joins the frozen cgroup: it runs
     // once the container is resumed.
     let mut bg = c

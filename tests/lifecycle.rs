@@ -183,6 +183,22 @@ fn spec_writes_a_runc_like_default() {
     assert_eq!(v["process"]["args"][0], "sh");
     assert_eq!(v["process"]["terminal"], true);
     assert_eq!(v["root"]["path"], "rootfs");
+    // runc's: no inheritable set, a deny-all device rule, a cgroup
+    // namespace only on a cgroup v2 host.
+    assert!(
+        v["process"]["capabilities"].get("inheritable").is_none(),
+        "{v}"
+    );
+    assert_eq!(
+        v["linux"]["resources"]["devices"],
+        serde_json::json!([{"allow": false, "access": "rwm"}])
+    );
+    let cgroupns = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "cgroup");
+    assert_eq!(cgroupns, cgroup_v2(), "{v}");
     let o = std::process::Command::new(RCRUN)
         .args(["spec", "-b", d.path().to_str().unwrap()])
         .output()

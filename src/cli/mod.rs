@@ -177,6 +177,17 @@ impl Command {
         matches!(self, Command::Exec(_))
     }
 
+    /// The exit status of a failure: 255 for `exec` (its own status
+    /// cannot be told from the runtime's otherwise), 1 for the rest, as
+    /// runc.
+    pub fn failure_status(&self) -> i32 {
+        if matches!(self, Command::Exec(_)) {
+            255
+        } else {
+            1
+        }
+    }
+
     pub fn run(self, g: &Global) -> anyhow_lite::Result<i32> {
         if g.systemd_cgroup && matches!(self, Command::Create(_) | Command::Run(_)) {
             // systemd's own test for "booted with systemd" (sd_booted).
