@@ -332,3 +332,15 @@ fn no_pivot_does_not_expose_the_hosts_proc() {
         "{out}"
     );
 }
+
+#[test]
+fn a_read_only_dev_still_gets_the_console() {
+    // runc's "[ro /dev mount]" with a terminal: /dev/console and the pty
+    // are made before /dev becomes read-only.
+    let mut c = Ct::new("tty >/dev/null && echo on-a-tty; touch /dev/x 2>/dev/null || echo dev-ro");
+    c.cfg["process"]["terminal"] = json!(true);
+    c.cfg["mounts"][1]["options"] =
+        json!(["nosuid", "strictatime", "mode=755", "size=65536k", "ro"]);
+    let out = c.run_ok().replace('\r', "");
+    assert_eq!(out, "on-a-tty\ndev-ro\n");
+}

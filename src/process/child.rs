@@ -272,6 +272,9 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     if p.console_fd >= 0 && !late_fork {
         super::pty::console(p).at(Stage::Console, 1)?;
     }
+    if let Some(rootfs) = &p.rootfs {
+        setup::dev_readonly(rootfs)?;
+    }
     for (i, (res, lim)) in p.process.rlimits.iter().enumerate() {
         // SAFETY: lim is a valid rlimit64.
         let r = unsafe {

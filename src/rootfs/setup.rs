@@ -757,11 +757,18 @@ pub(crate) fn enter(plan: &RootfsPlan, root: RawFd) -> Result<(), Fail> {
 
 /// Masked and read-only paths, then the read-only root. Runs after
 /// pivot_root, on the container's own paths.
-pub(crate) fn finish(plan: &RootfsPlan) -> Result<(), Fail> {
+/// A `/dev` asked for read-only becomes so last, once the mounts and
+/// devices under it and the console (`/dev/console`, a pty of
+/// `/dev/pts`) are in place, as runc does.
+pub(crate) fn dev_readonly(plan: &RootfsPlan) -> Result<(), Fail> {
     if let Some((i, fl)) = plan.dev_readonly {
         let fl = fl | libc::MS_BIND | libc::MS_REMOUNT;
         mount(null(), c"/dev".as_ptr(), null(), fl, null()).at(Stage::Remount, i)?;
     }
+    Ok(())
+}
+
+pub(crate) fn finish(plan: &RootfsPlan) -> Result<(), Fail> {
     for (i, p) in plan.readonly_paths.iter().enumerate() {
         readonly_path(p).at(Stage::ReadonlyPath, i as u32)?;
     }
