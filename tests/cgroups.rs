@@ -584,8 +584,10 @@ fn exec_joins_an_existing_sub_cgroup() {
         std::fs::create_dir(s).unwrap();
     }
     let o = c.rcrun(&["exec", "--cgroup", "sub", &c.id, "cat", "/proc/self/cgroup"]);
+    let own = c.rcrun(&["exec", "--cgroup", "/", &c.id, "cat", "/proc/self/cgroup"]);
     let none = c.rcrun(&["exec", "--cgroup", "nope", &c.id, "true"]);
     let up = c.rcrun(&["exec", "--cgroup", "../..", &c.id, "true"]);
+    let what = c.rcrun(&["exec", "--cgroup", "whaaat:/", &c.id, "true"]);
     // The exec'd processes are gone: the sub-cgroups can go first.
     for s in &subs {
         let _ = std::fs::remove_dir(s);
@@ -598,8 +600,13 @@ fn exec_joins_an_existing_sub_cgroup() {
         "{out}"
     );
     assert!(out.lines().any(|l| l.ends_with(":/sub")), "{out}");
-    assert_err(&none, "no such cgroup");
-    assert_err(&up, "below the container's cgroup");
+    // runc's words, which its tests match.
+    assert_err(&none, "nope/cgroup.procs: no such file");
+    assert_err(&up, ".. is not a sub cgroup path");
+    assert_err(&what, "unknown controller");
+    assert_ok(&own);
+    let own = stdout(&own);
+    assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
 }
 
 #[test]

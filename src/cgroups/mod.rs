@@ -37,6 +37,9 @@ pub enum CgroupError {
     /// `linux.cgroupsPath` is not usable.
     #[error("config.json: linux.cgroupsPath: {0}")]
     InvalidPath(String),
+    /// `exec --cgroup` names no usable sub-cgroup.
+    #[error("exec --cgroup: {0}")]
+    SubCgroup(String),
     /// The kernel refused a resource value.
     #[error("config.json: {field}: writing {value:?} to {path}: {source}")]
     Write {
@@ -583,32 +586,35 @@ impl CgroupSet {
     }
 
     /// The same container's existing sub-cgroups `subs` (`exec
-    /// --cgroup`): each a path below the leaves, for the v1 hierarchies
-    /// of the controllers named (none: every hierarchy; on cgroup v2
-    /// only that form, or the name `unified`).
+    /// --cgroup`): each a path below the leaves (`/` is the leaves
+    /// themselves), for the v1 hierarchies of the controllers named
+    /// (none: every hierarchy; on cgroup v2 only that form, or the name
+    /// `unified`).
     ///
     /// # Errors
-    /// [`CgroupError::InvalidPath`] for a path that is absolute, leaves
-    /// the container's cgroup or does not exist, or a controller no
-    /// hierarchy has.
+    /// [`CgroupError::SubCgroup`] for a path that leaves the container's
+    /// cgroup or does not exist, or a controller no hierarchy has (in
+    /// runc's words, which its tests match).
     ///
     /// ```
     /// let set = rcrun::cgroups::CgroupSet::default();
     /// assert!(set.sub(&[(vec![], "../x".into())]).is_err());
     /// ```
     pub fn sub(&self, subs: &[(Vec<String>, PathBuf)]) -> Result<CgroupSet, CgroupError> {
-        let bad = |why: String| CgroupError::InvalidPath(format!("exec --cgroup: {why}"));
+        use std::path::Component;
+        let bad = CgroupError::SubCgroup;
         let mut out = self.clone();
         for (ctrls, path) in subs {
             if path
                 .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                .any(|c| !matches!(c, Component::Normal(_) | Component::RootDir))
             {
-                return Err(bad(format!(
-                    "{}: must be a path below the container's cgroup",
-                    path.display()
-                )));
+                return Err(bad(format!("{} is not a sub cgroup path", path.display())));
             }
+            let path: PathBuf = path
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
             let mut hit = false;
             for (i, leaf) in self.leaves.iter().enumerate() {
                 let own = self
@@ -624,9 +630,12 @@ impl CgroupSet {
                     continue;
                 }
                 hit = true;
-                let dir = leaf.join(path);
+                let dir = leaf.join(&path);
                 if !dir.is_dir() {
-                    return Err(bad(format!("{}: no such cgroup", dir.display())));
+                    return Err(bad(format!(
+                        "adding pid to cgroups: {}/cgroup.procs: no such file or directory",
+                        dir.display()
+                    )));
                 }
                 if own.iter().any(|c| c == "cpuset") {
                     fill_cpuset(&dir)?;
@@ -634,7 +643,7 @@ impl CgroupSet {
                 out.leaves[i] = dir;
             }
             if !hit && !ctrls.is_empty() {
-                return Err(bad(format!("no hierarchy has {}", ctrls.join(","))));
+                return Err(bad(format!("unknown controller {:?}", ctrls.join(","))));
             }
         }
         Ok(out)
