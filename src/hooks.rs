@@ -185,6 +185,8 @@ pub(crate) struct HookExec {
 pub(crate) enum HookFailure {
     Errno(sys::Errno),
     Status(i32),
+    /// Killed by this signal.
+    Signal(i32),
     Timeout,
 }
 
@@ -258,7 +260,7 @@ impl HookExec {
         } else if libc::WIFEXITED(st) {
             Err(HookFailure::Status(libc::WEXITSTATUS(st)))
         } else {
-            Err(HookFailure::Status(128 + libc::WTERMSIG(st)))
+            Err(HookFailure::Signal(libc::WTERMSIG(st)))
         }
     }
 }

@@ -121,7 +121,10 @@ fn failing_create_runtime_hook_fails_create_and_cleans_up() {
 fn failing_create_container_hook_names_it() {
     let mut c = Ct::new("true");
     c.cfg["hooks"] = json!({"createContainer": [{"path": "/bin/true"}, {"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}]});
-    assert_err(&c.create(&[]), "hooks.createContainer[1]: exit status 4");
+    assert_err(
+        &c.create(&[]),
+        "hooks.createContainer[1]: error running hook #1: exit status 4",
+    );
     assert!(c.cgroup_dirs().is_empty());
 }
 
@@ -223,4 +226,19 @@ fn start_container_hooks_get_the_process_env_and_create_container_hooks_the_root
     assert!(out.lines().any(|l| l == "FROM_PROCESS=yes"), "{out}");
     let cwd = std::fs::read_to_string(&cwd_log).unwrap();
     assert_eq!(cwd.trim_end(), rootfs.to_str().unwrap());
+}
+
+#[test]
+fn a_hook_killed_by_a_signal_is_reported_as_such() {
+    // runc's words: "error running hook #0: signal: bad system call".
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -SYS $$"]}]
+    });
+    assert_err(&c.run(), "error running hook #0: signal: bad system call");
+    let mut c = Ct::new("true");
+    c.cfg["hooks"] = json!({
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]
+    });
+    assert_err(&c.run(), "error running hook #0: exit status 3");
 }

@@ -708,6 +708,8 @@ fn hook_fail(stage: Stage, i: usize, e: HookFailure) -> Fail {
             HookFailure::Errno(e) => e,
             // Exit statuses are reported negated to tell them from errnos.
             HookFailure::Status(s) => -s,
+            // Signals below every status: -1000 - signal.
+            HookFailure::Signal(s) => -1000 - s,
             HookFailure::Timeout => i32::MIN,
         },
     }

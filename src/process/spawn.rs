@@ -366,6 +366,18 @@ fn ns_pid(pid: i32) -> i32 {
         .unwrap_or(pid)
 }
 
+/// A signal as Go's os/exec names it: strsignal(3), lower-cased.
+fn signal_words(sig: i32) -> String {
+    // SAFETY: strsignal returns a static or thread-local NUL-terminated
+    // string for any number; copied at once.
+    let s = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(sig)) };
+    let s = s.to_string_lossy();
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// After READY from a process that execs at once (`exec`): waits until
 /// it has exec'd (the sync socket closes on exec) and reports a failure.
 pub(crate) fn confirm_exec(plan: &ChildPlan, s: &Spawned) -> Result<(), Error> {
@@ -494,9 +506,15 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
             } else {
                 "startContainer"
             };
+            // runc's words ("error running hook #0: signal: bad system
+            // call"), which tools match.
             let reason = match m.c {
                 i32::MIN => "timed out".to_string(),
-                c if c <= 0 => format!("exit status {}", -c),
+                c if c <= -1000 => format!(
+                    "error running hook #{i}: signal: {}",
+                    signal_words(-1000 - c)
+                ),
+                c if c <= 0 => format!("error running hook #{i}: exit status {}", -c),
                 c => errstr(c),
             };
             return InitError::Step {
