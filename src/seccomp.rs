@@ -281,8 +281,13 @@ pub(crate) fn hand_over(
         "state": state,
     });
     let bytes = serde_json::to_vec(&doc).expect("JSON of plain values");
-    let sock = std::os::unix::net::UnixStream::connect(&l.path)
-        .map_err(|e| crate::Error::io(field(), e))?;
+    // runc's words, which tools match.
+    let sock = std::os::unix::net::UnixStream::connect(&l.path).map_err(|e| {
+        crate::Error::io(
+            format!("{}: failed to connect with seccomp agent", field()),
+            e,
+        )
+    })?;
     let fds = [fd.as_raw_fd()];
     nix::sys::socket::sendmsg::<()>(
         sock.as_raw_fd(),

@@ -306,7 +306,10 @@ fn unavailable_controller_or_value_names_the_field() {
         assert_err(&c.create(&[]), "linux.resources.network");
     } else {
         c.cfg["linux"]["resources"] = json!({"unified": {"memory.high": "1"}});
-        assert_err(&c.create(&[]), "linux.resources.unified: needs cgroup v2");
+        assert_err(
+            &c.create(&[]),
+            "linux.resources.unified: invalid configuration: needs cgroup v2",
+        );
     }
     assert!(c.cgroup_dirs().is_empty());
     let mut c = Ct::new("true");
@@ -401,7 +404,7 @@ fn a_cgroup_already_in_use_is_refused_and_left_alone() {
     };
     let fz = dirs.last().unwrap();
     std::fs::write(fz.join(file), frozen).unwrap();
-    assert_err(&c.create(&[]), "is frozen");
+    assert_err(&c.create(&[]), "container's cgroup unexpectedly frozen");
     assert!(fz.exists());
     std::fs::write(fz.join(file), thawed).unwrap();
     // Empty and thawed: fit, and used.

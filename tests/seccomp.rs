@@ -104,19 +104,28 @@ fn seccomp_agent(l: std::os::unix::net::UnixListener) -> (serde_json::Value, usi
 /// The same; with `pass`, every call goes on as if there were no filter
 /// (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
 fn agent(l: std::os::unix::net::UnixListener, pass: bool) -> (serde_json::Value, usize) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    serve(accept(&l), pass)
+}
+
+/// The runtime's next connection to `l` (within 60 s).
+fn accept(l: &std::os::unix::net::UnixListener) -> std::os::unix::net::UnixStream {
     l.set_nonblocking(true).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let s = loop {
+    loop {
         match l.accept() {
-            Ok((s, _)) => break s,
+            Ok((s, _)) => return s,
             Err(_) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
             Err(e) => panic!("no connection from the runtime: {e}"),
         }
-    };
+    }
+}
+
+/// An agent on the connection `s` (see `agent`).
+fn serve(s: std::os::unix::net::UnixStream, pass: bool) -> (serde_json::Value, usize) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     s.set_nonblocking(false).unwrap();
     let mut buf = vec![0u8; 1 << 16];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -199,6 +208,7 @@ fn notify_without_a_listener_fails_create_and_leaves_nothing() {
     });
     let o = c.create(&[]);
     assert_err(&o, "listenerPath");
+    assert_err(&o, "failed to connect with seccomp agent");
     assert!(c.cgroup_dirs().iter().all(|d| !d.exists()));
     assert!(!c.root().join(&c.id).exists());
 }
@@ -239,8 +249,12 @@ fn notify_in_exec_hands_the_agent_the_containers_state() {
         "listenerPath": sock,
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
     });
-    let _init_agent = std::thread::spawn(move || seccomp_agent(l));
+    // The init's connection is queued once create returns: taken here,
+    // so that the exec's agent gets the exec's.
+    let init = std::thread::spawn(move || accept(&l));
     c.start();
+    let init = init.join().unwrap();
+    let _init_agent = std::thread::spawn(move || serve(init, false));
     let exec_agent = std::thread::spawn(move || seccomp_agent(l2));
     let o = c.rcrun(&["exec", &c.id, "sh", "-c", "mkdir /tmp/e 2>&1; echo end"]);
     let (doc, answered) = exec_agent.join().unwrap();

@@ -365,7 +365,7 @@ impl CgroupSet {
             if frozen {
                 return Err(CgroupError::InUse {
                     path: leaf.clone(),
-                    why: "is frozen".into(),
+                    why: "is frozen (container's cgroup unexpectedly frozen)".into(),
                 });
             }
         }

@@ -395,7 +395,7 @@ pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
     if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(unsupported(
             "unified",
-            "needs cgroup v2; this host runs cgroup v1",
+            "invalid configuration: needs cgroup v2; this host runs cgroup v1",
         ));
     }
     Ok(o.v)
