@@ -637,3 +637,39 @@ fn an_empty_existing_parent_cpuset_is_filled_before_the_container_joins() {
     assert!(stdout(&o).ends_with("ran\n"), "{}", stdout(&o));
     assert!(!filled.trim().is_empty());
 }
+
+#[test]
+fn update_cpu_period_under_a_parent_with_a_quota() {
+    // runc's "update cpu period in a pod cgroup with pod limit set": the
+    // period the kernel refuses before the new quota is in passes after
+    // it. (cgroup v1's cpu controller; v2 writes both in one cpu.max.)
+    if cgroup_v2() {
+        return;
+    }
+    let mut c = Ct::new("sleep 100");
+    let pod = format!("{}-pod", c.cgroup);
+    c.cfg["linux"]["cgroupsPath"] = json!(format!("/{pod}/ct"));
+    let cpu = std::path::Path::new("/sys/fs/cgroup/cpu").join(&pod);
+    std::fs::create_dir(&cpu).unwrap();
+    std::fs::write(cpu.join("cpu.cfs_period_us"), "10000").unwrap();
+    std::fs::write(cpu.join("cpu.cfs_quota_us"), "5000").unwrap();
+    c.cfg["linux"]["resources"] = json!({"cpu": {"period": 10000, "quota": 4000}});
+    c.start();
+    let o = c.rcrun(&[
+        "update",
+        "--cpu-period",
+        "5000",
+        "--cpu-quota",
+        "2000",
+        &c.id,
+    ]);
+    let period = std::fs::read_to_string(cpu.join("ct/cpu.cfs_period_us")).unwrap_or_default();
+    let _ = c.rcrun(&["delete", "-f", &c.id]);
+    for d in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = d.path().join(&pod);
+        let _ = std::fs::remove_dir(p.join("ct"));
+        let _ = std::fs::remove_dir(p);
+    }
+    assert_ok(&o);
+    assert_eq!(period.trim(), "5000");
+}

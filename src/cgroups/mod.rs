@@ -580,7 +580,19 @@ impl CgroupSet {
                 open = Some((path.clone(), f));
             }
             let (_, f) = open.as_mut().expect("just opened");
-            f.write_all(s.value.as_bytes()).map_err(fail)?;
+            match f.write_all(s.value.as_bytes()) {
+                // runc's fs/cpu.go: a period the kernel refuses under a
+                // parent's quota may pass once the new quota is in.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINVAL) && s.file == "cpu.cfs_period_us" =>
+                {
+                    let quota = settings.iter().find(|q| q.file == "cpu.cfs_quota_us");
+                    let Some(q) = quota else { return Err(fail(e)) };
+                    fs::write(dir.join(&q.file), &q.value).map_err(|_| fail(e))?;
+                    f.write_all(s.value.as_bytes()).map_err(fail)?;
+                }
+                r => r.map_err(fail)?,
+            }
         }
         Ok(())
     }

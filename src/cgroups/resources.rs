@@ -197,7 +197,19 @@ pub fn device_rules(
         check_device_number(d.minor(), || format!("linux.resources.devices[{i}].minor"))?;
     }
     let mut v = vec![device_cgroup(false, LinuxDeviceType::A, None, None, "rwm")];
-    v.extend_from_slice(spec.unwrap_or_default());
+    // As runc's device rules: only r, w and m count (an "a" or a
+    // repeated letter is dropped), and a rule left with none does nothing.
+    for d in spec.unwrap_or_default() {
+        let mut d = d.clone();
+        if let Some(a) = d.access().clone() {
+            let kept: String = "rwm".chars().filter(|c| a.contains(*c)).collect();
+            if kept.is_empty() {
+                continue;
+            }
+            d.set_access(Some(kept));
+        }
+        v.push(d);
+    }
     v.extend(default_device_rules());
     Ok(v)
 }
@@ -771,6 +783,18 @@ mod tests {
         ]}));
         let rules = device_rules(r.devices().as_deref()).unwrap();
         assert_eq!(device_rule(&rules[1]), "c *:* m");
+    }
+
+    #[test]
+    fn device_access_keeps_only_r_w_and_m() {
+        let r = res(serde_json::json!({"devices": [
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"},
+            {"allow": true, "type": "c", "major": 1, "minor": 12, "access": "a"}
+        ]}));
+        let rules = device_rules(r.devices().as_deref()).unwrap();
+        assert_eq!(device_rule(&rules[1]), "c 1:11 rw");
+        // The rule with no letter left is gone: the defaults follow.
+        assert_eq!(rules.len(), 2 + default_device_rules().len());
     }
 
     #[test]
