@@ -344,3 +344,17 @@ fn a_read_only_dev_still_gets_the_console() {
     let out = c.run_ok().replace('\r', "");
     assert_eq!(out, "on-a-tty\ndev-ro\n");
 }
+
+#[test]
+fn proc_on_a_symlink_is_refused_in_runcs_words() {
+    // runc's "mask paths [prohibit symlink /proc]": an image whose /proc
+    // is a symlink gets no procfs through it.
+    let mut c = Ct::new("true");
+    let rootfs = c.private_rootfs();
+    std::fs::remove_dir(rootfs.join("proc")).unwrap();
+    std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
+    assert_err(
+        &c.run(),
+        "filesystem \"proc\" must be mounted on ordinary directory",
+    );
+}

@@ -427,6 +427,19 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Setns => format!("linux.namespaces: joining namespace #{i}"),
         Stage::Unshare => "linux.namespaces: unshare".into(),
         Stage::MountTarget => mount("cannot resolve or create the destination inside the rootfs"),
+        // runc's words, which its tests match.
+        Stage::PseudoTarget => {
+            let fs = rootfs
+                .mounts
+                .iter()
+                .find(|x| x.index == i)
+                .and_then(|m| m.fstype.as_deref())
+                .map(cs)
+                .unwrap_or_default();
+            mount(&format!(
+                "filesystem {fs:?} must be mounted on ordinary directory"
+            ))
+        }
         Stage::Mount => mount("mount"),
         Stage::Remount => mount("remount with the mount's flags"),
         Stage::Device => format!(

@@ -101,6 +101,8 @@ pub(crate) struct MountOp {
     pub tree_flags: c_ulong,
     /// Where on a procfs the destination may resolve to in the init.
     pub on_proc: OnProc,
+    /// A proc or sysfs mount, whose destination must be a directory.
+    pub pseudo: bool,
     /// The recursive options: `MOUNT_ATTR_*` to set and to clear on the
     /// mount and all below it once it is made (mount_setattr(2)).
     pub rec_attr: (u64, u64),
@@ -391,6 +393,7 @@ impl RootfsPlan {
                 remount: bind && extra != 0,
                 file,
                 sysfs_fallback: typ == "sysfs" && userns,
+                pseudo: !bind && matches!(typ, "proc" | "sysfs"),
                 copyup: opts.copyup && typ == "tmpfs",
                 children: Vec::new(),
                 tree_flags: 0,
@@ -587,6 +590,7 @@ fn cgroup_mounts(
         on_proc: OnProc::Never,
         rec_attr: (0, 0),
         source_fd: -1,
+        pseudo: false,
     };
     match h {
         Hierarchy::Unified(_) if cgroupns => out.push(MountOp {
@@ -606,6 +610,7 @@ fn cgroup_mounts(
             on_proc: OnProc::Never,
             rec_attr: (0, 0),
             source_fd: -1,
+            pseudo: false,
         }),
         Hierarchy::Unified(_) => {
             if let Some(leaf) = set.leaves.first() {
@@ -641,6 +646,7 @@ fn cgroup_mounts(
                 on_proc: OnProc::Never,
                 rec_attr: (0, 0),
                 source_fd: -1,
+                pseudo: false,
             });
         }
     }

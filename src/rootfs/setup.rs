@@ -96,6 +96,9 @@ pub(crate) fn prepare(plan: &RootfsPlan) -> Result<RawFd, Fail> {
 fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
     let i = m.index as u32;
     let create = if m.file { Create::File } else { Create::Dir };
+    if m.pseudo {
+        refuse_non_directory(root, m).at(Stage::PseudoTarget, i)?;
+    }
     let fd = resolve(root, &m.dest, create).at(Stage::MountTarget, i)?;
     if let Err(e) = check_proc_target(fd, m) {
         close(fd);
@@ -200,6 +203,26 @@ fn mount_one(root: RawFd, m: &MountOp) -> Result<(), Fail> {
         r.at(Stage::Remount, i)?;
     }
     Ok(())
+}
+
+/// A proc or sysfs destination that exists must be a directory, not a
+/// symlink (looked at, not followed) or a file, as runc requires: mounting
+/// through a symlink the image planted has been an attack before.
+fn refuse_non_directory(root: RawFd, m: &MountOp) -> Result<(), Errno> {
+    let fd = match sys::open_in_root(root, &m.dest.full, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(()), // missing: made as a directory
+    };
+    // SAFETY: all-zero stat is a valid out-buffer; fd is ours.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let r = check(unsafe { libc::fstat(fd, &mut st) });
+    close(fd);
+    r?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        Ok(())
+    } else {
+        Err(libc::ENOTDIR)
+    }
 }
 
 /// Gives the rbind of the host's /sys that replaced `m`'s sysfs the
