@@ -36,18 +36,35 @@ pub(crate) fn close(fd: RawFd) {
 /// openat2(2) with RESOLVE_IN_ROOT: `path` is resolved as if `root` were
 /// `/`, so neither `..` nor absolute symlinks can leave it.
 pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: c_int) -> Result<RawFd, Errno> {
+    openat2(
+        root,
+        path.as_ptr(),
+        flags | libc::O_CLOEXEC,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// openat2(2) of the NUL-terminated `path` from `dir`, again while the
+/// kernel asks for a retry (a rename raced the lookup).
+pub(crate) fn openat2(
+    dir: RawFd,
+    path: *const c_char,
+    flags: c_int,
+    resolve: u64,
+) -> Result<RawFd, Errno> {
     // open_how is non-exhaustive in libc: start from zeroes.
     // SAFETY: an all-zero open_how is valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.flags = flags as u64;
+    how.resolve = resolve;
     loop {
-        // SAFETY: `how` and `path` are valid for the duration of the call.
+        // SAFETY: `how` and the caller's NUL-terminated `path` are valid
+        // for the duration of the call.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
-                root,
-                path.as_ptr(),
+                dir,
+                path,
                 &how as *const libc::open_how,
                 std::mem::size_of::<libc::open_how>(),
             )
@@ -56,7 +73,6 @@ pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: c_int) -> Result<Raw
             return Ok(r as RawFd);
         }
         let e = errno();
-        // The kernel asks for a retry when a rename raced the lookup.
         if e != libc::EAGAIN {
             return Err(e);
         }
@@ -353,28 +369,12 @@ pub(crate) fn write_proc_at(
     buf[len..len + path.len()].copy_from_slice(path);
     len += path.len();
     buf[len] = 0;
-    // SAFETY: an all-zero open_how is valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_SYMLINKS;
-    let fd = loop {
-        // SAFETY: `how` and the NUL-terminated `buf` outlive the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                proc,
-                buf.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if r >= 0 {
-            break r as RawFd;
-        }
-        if errno() != libc::EAGAIN {
-            return Err(errno());
-        }
-    };
+    let fd = openat2(
+        proc,
+        buf.as_ptr().cast(),
+        libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_SYMLINKS,
+    )?;
     let r = match on_procfs(fd) {
         Ok(true) => write_all(fd, value),
         Ok(false) => Err(libc::EXDEV),
