@@ -188,8 +188,9 @@ fn failing_start_container_hook_fails_start() {
 #[test]
 fn poststart_runs_after_the_user_program_was_executed() {
     // The hook looks at the init's executable: it must already be the
-    // user's program (busybox), not the runtime's sealed copy.
-    let mut c = Ct::new("sleep 1");
+    // user's program (busybox), not the runtime's sealed copy. (The
+    // program outlives a slow machine's poststart hook.)
+    let mut c = Ct::new("sleep 30");
     let log = c.path("exe");
     let script = format!(
         "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); readlink /proc/$pid/exe > {}",
