@@ -673,3 +673,25 @@ fn update_cpu_period_under_a_parent_with_a_quota() {
     assert_ok(&o);
     assert_eq!(period.trim(), "5000");
 }
+
+#[test]
+fn delete_force_removes_sub_cgroups_made_inside_the_container() {
+    // runc's "delete --force in cgroupv1 with subcgroups": a process in a
+    // sub-cgroup is killed too, and the sub-cgroups go with the container.
+    let c = Ct::new("sleep 100");
+    c.start();
+    let subs: Vec<_> = c.cgroup_dirs().iter().map(|d| d.join("foo")).collect();
+    for s in &subs {
+        std::fs::create_dir(s).unwrap();
+    }
+    let o = c.rcrun(&["exec", "-d", "--cgroup", "foo", &c.id, "sleep", "100"]);
+    let d = c.rcrun(&["delete", "--force", &c.id]);
+    let left: Vec<_> = subs.iter().filter(|s| s.exists()).collect();
+    for s in &subs {
+        let _ = std::fs::remove_dir(s);
+    }
+    assert_ok(&o);
+    assert_ok(&d);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(c.cgroup_dirs().is_empty());
+}

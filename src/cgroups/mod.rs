@@ -832,12 +832,18 @@ impl CgroupSet {
         let Some(l) = self.leaves.first() else {
             return Ok(vec![]);
         };
-        let p = l.join("cgroup.procs");
-        match fs::read_to_string(&p) {
-            Ok(t) => Ok(t.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(io(&p)(e)),
+        // The container's sub-cgroups too (made inside it, or by `exec
+        // --cgroup`), children before their parent.
+        let mut pids = Vec::new();
+        for dir in descendants(l).iter().chain([l]) {
+            let p = dir.join("cgroup.procs");
+            match fs::read_to_string(&p) {
+                Ok(t) => pids.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&p)(e)),
+            }
         }
+        Ok(pids)
     }
 
     /// Removes the container's own directories, the leaves rcrun
@@ -855,9 +861,15 @@ impl CgroupSet {
                 match fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    // Exiting tasks can keep a cgroup busy for a moment.
-                    // Back off from 0.1 ms to 10 ms (about 1 s in all).
+                    // Exiting tasks can keep a cgroup busy for a moment,
+                    // and so do sub-cgroups made inside the container:
+                    // those go first, children before parents (as
+                    // runc's RemovePath). Back off from 0.1 ms to 10 ms
+                    // (about 1 s in all).
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 110 => {
+                        for sub in descendants(dir) {
+                            let _ = fs::remove_dir(sub);
+                        }
                         tries += 1;
                         let us = (100u64 << tries.min(7)).min(10_000);
                         std::thread::sleep(std::time::Duration::from_micros(us));
@@ -930,6 +942,20 @@ fn fill_cpuset(dir: &Path) -> Result<(), CgroupError> {
         }
     }
     Ok(())
+}
+
+/// The cgroup directories below `dir`, deepest first.
+fn descendants(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(descendants(&e.path()));
+                out.push(e.path());
+            }
+        }
+    }
+    out
 }
 
 /// `dir/file`, or for the blkio weights on a host whose only
