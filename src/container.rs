@@ -252,6 +252,16 @@ impl Runtime {
 
     /// Opens a container and checks that its status is one of `ok`.
     fn open_in(&self, id: &str, op: &'static str, ok: &[Status]) -> Result<(Entry, Record)> {
+        self.open_with_status(id, op, ok).map(|(e, r, _)| (e, r))
+    }
+
+    /// [`Self::open_in`], with the status it found.
+    fn open_with_status(
+        &self,
+        id: &str,
+        op: &'static str,
+        ok: &[Status],
+    ) -> Result<(Entry, Record, Status)> {
         let entry = self.store.open(id)?;
         let rec = entry.read()?;
         let status = self.status_of(id, &rec);
@@ -263,7 +273,7 @@ impl Runtime {
                 hint: "",
             });
         }
-        Ok((entry, rec))
+        Ok((entry, rec, status))
     }
 
     /// Freezes every process of a running container (`runc pause`).
@@ -304,22 +314,24 @@ impl Runtime {
         if opts.ignore_paused {
             ok.push(Status::Paused);
         }
-        let (entry, rec) = self.open_in(id, "exec in", &ok).map_err(|e| match e {
-            Error::InvalidStatus {
-                id,
-                status: Status::Paused,
-                op,
-                ..
-            } => Error::InvalidStatus {
-                id,
-                status: Status::Paused,
-                op,
-                // runc's words, which tools match.
-                hint: " (cannot exec in a paused container; --ignore-paused joins it frozen)",
-            },
-            e => e,
-        })?;
-        let status = self.status_of(id, &rec);
+        let (entry, rec, status) =
+            self.open_with_status(id, "exec in", &ok)
+                .map_err(|e| match e {
+                    Error::InvalidStatus {
+                        id,
+                        status: Status::Paused,
+                        op,
+                        ..
+                    } => Error::InvalidStatus {
+                        id,
+                        status: Status::Paused,
+                        op,
+                        // runc's words, which tools match.
+                        hint:
+                            " (cannot exec in a paused container; --ignore-paused joins it frozen)",
+                    },
+                    e => e,
+                })?;
         // exec changes no state: do not hold the container's lock while the
         // process starts (it may wait in a frozen cgroup for `resume`).
         drop(entry);
