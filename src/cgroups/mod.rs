@@ -5,9 +5,11 @@
 //! rcrun only ever creates, writes and removes directories under the
 //! container's own `cgroupsPath`; the host's cgroups are never written to.
 //! (It reads the parent's `cpuset.cpus`/`cpuset.mems` to fill a v1 cpuset
-//! directory it created, without which no process could join it, and on v2
-//! enables controllers in the `cgroup.subtree_control` of the directories
-//! it created above the container's.)
+//! directory it created, without which no process could join it; an
+//! existing parent whose own are empty, which no process could use either,
+//! is filled from its parent the same way, as runc does. On v2 it enables
+//! controllers in the `cgroup.subtree_control` of the directories it
+//! created above the container's.)
 
 mod apply;
 pub mod bpf;
