@@ -364,7 +364,9 @@ impl Runtime {
             min_fd,
         )?;
         let cgroup = rec.cgroup.sub(&opts.sub_cgroups)?;
-        let container_state = {
+        // The container's state, for a seccomp agent only (runc's
+        // ContainerProcessState of an exec'd process): made when asked.
+        let container_state = || {
             let mut st = rec.state.clone();
             st.status = status;
             serde_json::to_vec(&st.to_oci()).expect("state serializes")
@@ -374,9 +376,7 @@ impl Runtime {
             &cgroup,
             &Callbacks {
                 id_maps: None,
-                // The container's state, for a seccomp agent (runc's
-                // ContainerProcessState of an exec'd process).
-                state: &|_, _| container_state.clone(),
+                state: &|_, _| container_state(),
                 runtime_hooks: &|_| Ok(()),
             },
         )?;

@@ -428,7 +428,10 @@ pub fn default_spec(rootless: bool) -> Spec {
         v["linux"]["resources"] =
             serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
     }
-    if !cgroup2_host() {
+    if !matches!(
+        crate::cgroups::Hierarchy::detect(),
+        Ok(crate::cgroups::Hierarchy::Unified(_))
+    ) {
         if let Some(ns) = v
             .pointer_mut("/linux/namespaces")
             .and_then(|n| n.as_array_mut())
@@ -437,12 +440,6 @@ pub fn default_spec(rootless: bool) -> Spec {
         }
     }
     serde_json::from_value(v).expect("the edited spec parses")
-}
-
-/// Whether /sys/fs/cgroup is a pure cgroup v2 hierarchy.
-fn cgroup2_host() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 #[cfg(test)]

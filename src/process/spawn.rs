@@ -156,7 +156,8 @@ pub(crate) fn clone_init(
     let theirs = raise_fd(theirs, min)?;
     plan.sync_fd = theirs.as_raw_fd();
     // Room for the two state documents with any pid.
-    plan.msg_buf = vec![0u8; 4 + state_payload(cb, i32::MAX).len() + 64];
+    let room = 4 + state_payload(plan, cb, i32::MAX).len() + 64;
+    plan.msg_buf = vec![0u8; room];
 
     // Join the cgroup at birth (CgroupSet::open_join): v1 through the
     // init's own write to `tasks`, cgroup2 through CLONE_INTO_CGROUP.
@@ -300,14 +301,14 @@ fn drive(
                 let payload = if plan.ns.fork {
                     Vec::new()
                 } else {
-                    state_payload(cb, pid)
+                    state_payload(plan, cb, pid)
                 };
                 send_go(fd, &payload)?;
             }
             msg::PID => {
                 *init_pid = m.a;
                 let _ = sys::waitpid(pid);
-                send_go(fd, &state_payload(cb, m.a))?;
+                send_go(fd, &state_payload(plan, cb, m.a))?;
             }
             msg::HOOKS => {
                 (cb.runtime_hooks)(*init_pid)?;
@@ -346,8 +347,12 @@ fn drive(
 /// The init's copy of the state: as createContainer hooks see it
 /// ("creating"), a NUL, and as startContainer hooks see it ("created").
 /// These hooks run in the container's namespaces, so `pid` is the init's
-/// pid as the container sees it (runtime.md, State).
-fn state_payload(cb: &Callbacks<'_>, pid: i32) -> Vec<u8> {
+/// pid as the container sees it (runtime.md, State). Empty when the
+/// plan has no such hooks (`exec` never has): nothing to read or format.
+fn state_payload(plan: &ChildPlan, cb: &Callbacks<'_>, pid: i32) -> Vec<u8> {
+    if plan.create_container.is_empty() && plan.start_container.is_empty() {
+        return Vec::new();
+    }
     let pid = ns_pid(pid);
     let mut v = (cb.state)(pid, crate::Status::Creating);
     v.push(0);
