@@ -57,6 +57,65 @@ fn docker_shaped_allowlist() {
     assert!(out.ends_with("end\n"), "{out}");
 }
 
+/// A static program that prints the errno of syscall 1000 (no kernel
+/// has it), of clone3 with no arguments, and of mkdir.
+const ERRNO_PROBE_C: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static int e(long r) { return r < 0 ? errno : 0; }
+int main(void) {
+    int a = e(syscall(1000, 0, 0, 0));
+    int b = e(syscall(SYS_clone3, 0, 0));
+    int c = e(syscall(SYS_mkdir, "/tmp/d", 0700));
+    printf("%d %d %d\n", a, b, c);
+    return 0;
+}
+"#;
+
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys_not_the_default() {
+    // runc's patchbpf: the profile (every syscall up to, not including,
+    // clone3, without mkdir; default ERRNO(EPERM)) cannot know later
+    // syscalls, so they fail with ENOSYS and the C library falls back;
+    // those it leaves out below its largest get the default.
+    let mut c = Ct::new("/errno-probe");
+    let root = c.private_rootfs();
+    let src = c.path("probe.c");
+    std::fs::write(&src, ERRNO_PROBE_C).unwrap();
+    let o = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(root.join("errno-probe"))
+        .arg(&src)
+        .output()
+        .expect("gcc");
+    assert!(o.status.success(), "gcc: {}", stderr(&o));
+    let names: Vec<String> = all_syscalls()
+        .into_iter()
+        .filter(|n| n != "mkdir" && n != "clone3")
+        .filter(|n| {
+            let nr = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+                .unwrap()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("#define __NR_{n} "))
+                        .map(|v| v.trim().parse::<i64>().unwrap())
+                });
+            nr.is_some_and(|nr| nr < libc::SYS_clone3)
+        })
+        .collect();
+    c.cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+    });
+    assert_eq!(
+        c.run_ok(),
+        format!("{} {} {}\n", libc::ENOSYS, libc::ENOSYS, libc::EPERM)
+    );
+}
+
 #[test]
 fn argument_comparisons() {
     // kill(2) with signal 10 (SIGUSR1) is denied; other signals are not.

@@ -311,20 +311,21 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
             return Err(sys::errno()).at(Stage::MemoryPolicy, 0);
         }
     }
+    // Into the working directory while still privileged (as runc), by an
+    // fd resolved inside the root: neither a symlink nor `..` nor a magic
+    // link can take it out of the container (CVE-2024-21626). One that
+    // root may not enter (root_squash NFS) is tried again as the user.
+    // Before any seccomp filter: a profile older than openat2 denies it.
+    let cwd_as_user = match enter_cwd(p) {
+        Err(f) if f.errno == libc::EACCES || f.errno == libc::EPERM => true,
+        r => r.map(|()| false)?,
+    };
     // seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so load
     // before dropping privileges; with it, as late as possible (runc).
     let seccomp_late = p.process.no_new_privs;
     if !seccomp_late {
         load_seccomp(p)?;
     }
-    // Into the working directory while still privileged (as runc), by an
-    // fd resolved inside the root: neither a symlink nor `..` nor a magic
-    // link can take it out of the container (CVE-2024-21626). One that
-    // root may not enter (root_squash NFS) is tried again as the user.
-    let cwd_as_user = match enter_cwd(p) {
-        Err(f) if f.errno == libc::EACCES || f.errno == libc::EPERM => true,
-        r => r.map(|()| false)?,
-    };
     set_user(p)?;
     if p.process.no_new_privs {
         // SAFETY: plain prctl.

@@ -20,6 +20,8 @@ use oci_spec::runtime::{
 
 use crate::spec::SpecError;
 
+mod enosys;
+
 /// A compiled filter: the BPF program and the seccomp(2) flags.
 #[derive(Debug)]
 pub(crate) struct Filter {
@@ -137,6 +139,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
         ));
     }
     let mut notify = false;
+    let mut arches = vec![ScmpArch::Native];
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp.defaultAction"))?;
     // We set no_new_privs ourselves when the config asks for it.
     ctx.set_ctl_nnp(false).map_err(lib("linux.seccomp"))?;
@@ -146,6 +149,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
             ScmpArch::from_str(&name).map_err(lib(&format!("linux.seccomp.architectures[{i}]")))?;
         ctx.add_arch(arch)
             .map_err(lib(&format!("linux.seccomp.architectures[{i}]")))?;
+        arches.push(arch);
     }
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
@@ -220,21 +224,35 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
     f.rewind()
         .and_then(|_| f.read_to_end(&mut bytes))
         .map_err(|e| invalid("linux.seccomp", e))?;
+    // The -ENOSYS stub goes first, unless the default already lets
+    // calls through or is ENOSYS (see enosys.rs).
+    let mut prog = Vec::new();
+    if wants_enosys_stub(default) {
+        let names = s.syscalls().iter().flatten().flat_map(|sc| sc.names());
+        prog = enosys::stub(&enosys::Last::of(&arches, names.map(String::as_str)));
+    }
     let n = std::mem::size_of::<libc::sock_filter>();
-    let prog = bytes
-        .chunks_exact(n)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
+    prog.extend(bytes.chunks_exact(n).map(|c| libc::sock_filter {
+        code: u16::from_ne_bytes([c[0], c[1]]),
+        jt: c[2],
+        jf: c[3],
+        k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+    }));
     Ok(Filter {
         prog,
         flags,
         listener,
     })
+}
+
+/// Whether syscalls newer than the profile should get ENOSYS rather
+/// than `default` (runc's rule): not when it already lets them through
+/// or is ENOSYS.
+fn wants_enosys_stub(default: ScmpAction) -> bool {
+    !matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Trace(_)
+    ) && default != ScmpAction::Errno(libc::ENOSYS)
 }
 
 /// Loads the filter into the calling process and returns the listener fd
@@ -381,5 +399,87 @@ mod tests {
         let f = compile(&s).unwrap();
         assert_eq!(f.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER);
         assert_eq!(f.listener.unwrap().metadata, "m");
+    }
+
+    /// Loads `f` in a forked child, makes each syscall (number, first
+    /// argument) and returns the errno each gave (0 when it succeeded).
+    fn errnos_under(f: &Filter, calls: &[(libc::c_long, libc::c_long)]) -> Vec<i32> {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child makes only raw syscalls (async-signal-safe)
+        // and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: raw syscalls with plain arguments; the buffer lives
+            // on this stack for the write.
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if load(f).is_err() {
+                    libc::_exit(90);
+                }
+                let mut out = [0i32; 8];
+                for (i, &(nr, a)) in calls.iter().enumerate() {
+                    let r = libc::syscall(nr, a, 0, 0);
+                    out[i] = if r < 0 { *libc::__errno_location() } else { 0 };
+                }
+                libc::write(w.as_raw_fd(), out.as_ptr().cast(), 4 * calls.len());
+                libc::_exit(0);
+            }
+        }
+        drop(w);
+        let mut buf = Vec::new();
+        std::fs::File::from(r).read_to_end(&mut buf).unwrap();
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            status,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 0)
+        );
+        buf.chunks_exact(4)
+            .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys() {
+        // runc's patchbpf rule: above the largest number the profile names
+        // (here exit_group, 231), ENOSYS; below it, the default.
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["write", "exit", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 55}
+            ]
+        }))
+        .unwrap();
+        let f = compile(&s).unwrap();
+        let got = errnos_under(
+            &f,
+            &[
+                (libc::SYS_getpid, 0),
+                (libc::SYS_mkdir, 0),
+                (libc::SYS_getppid, 0),
+                (1000, 0),
+                (libc::SYS_clone3, 0),
+                (0x4000_0000 | 1000, 0),
+            ],
+        );
+        assert_eq!(
+            got,
+            [0, libc::EPERM, 55, libc::ENOSYS, libc::ENOSYS, libc::ENOSYS]
+        );
+    }
+
+    #[test]
+    fn no_stub_when_the_default_lets_calls_through_or_is_enosys() {
+        assert!(!wants_enosys_stub(ScmpAction::Allow));
+        assert!(!wants_enosys_stub(ScmpAction::Log));
+        assert!(!wants_enosys_stub(ScmpAction::Trace(1)));
+        assert!(!wants_enosys_stub(ScmpAction::Errno(libc::ENOSYS)));
+        assert!(wants_enosys_stub(ScmpAction::Errno(libc::EPERM)));
+        assert!(wants_enosys_stub(ScmpAction::KillProcess));
+        assert!(wants_enosys_stub(ScmpAction::KillThread));
+        assert!(wants_enosys_stub(ScmpAction::Trap));
     }
 }
