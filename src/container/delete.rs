@@ -1,0 +1,54 @@
+use super::kill::{kill_and_wait, signal_all};
+use super::*;
+
+impl Runtime {
+    /// Deletes a container: runs poststop hooks and removes its cgroup and
+    /// state. A container that is not stopped is refused (runtime.md: the
+    /// attempt has no effect) unless `force` is set: then every process of
+    /// its cgroup gets SIGKILL first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a running container without `force`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let entry = self.store.open(id)?;
+        let rec = entry.read()?;
+        let status = self.status_of(id, &rec);
+        match status {
+            Status::Stopped => {}
+            _ if force => kill_and_wait(&rec)?,
+            _ => {
+                return Err(Error::InvalidStatus {
+                    id: id.into(),
+                    status,
+                    op: "delete",
+                    hint: " (stop it first or use --force)",
+                })
+            }
+        }
+        let mut st = rec.state.clone();
+        st.status = Status::Stopped;
+        // Best effort: kill stragglers that outlived the init (no pid
+        // namespace). An empty cgroup (the usual case) needs no freeze.
+        if rec.cgroup.pids().is_ok_and(|p| !p.is_empty()) {
+            let _ = signal_all(&rec, libc::SIGKILL);
+        }
+        rec.cgroup.remove()?;
+        if status != Status::Creating {
+            let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
+            for h in rec
+                .hooks
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref())
+                .into_iter()
+                .flatten()
+            {
+                if let Err(e) = hooks::run("poststop", h, &json) {
+                    log::warn!("{e}");
+                }
+            }
+        }
+        entry.remove()?;
+        log::debug!("container {id}: deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+use super::*;
+
+/// Options of [`Runtime::exec`] (runc's `exec` flags).
+#[derive(Debug)]
+pub struct ExecOptions {
+    /// The process to run (`--process`, or built from the flags).
+    pub process: oci_spec::runtime::Process,
+    /// `--console-socket` for a process with a terminal.
+    pub console_socket: Option<PathBuf>,
+    /// A connected socket for the pty instead (foreground `exec -t`).
+    pub console: Option<OwnedFd>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--preserve-fds N`.
+    pub preserve_fds: i32,
+    /// `--ignore-paused`: exec into a paused container.
+    pub ignore_paused: bool,
+    /// `--cgroup`: join these existing sub-cgroups of the container's
+    /// cgroup instead, each for the named v1 controllers (none: all).
+    pub sub_cgroups: Vec<(Vec<String>, PathBuf)>,
+}
+
+/// Runs `open`, which opens the namespace files of the recorded init's
+/// pid, and returns its result only if they are the init's: the status
+/// check before is no guarantee, as the init may exit and its pid be
+/// reused at any time, and a vanished init would leave exec in the
+/// runtime's own (the host's) namespaces. So: a pidfd first (it names
+/// that very process from then on), the start time checked against the
+/// record, the files opened, and the pidfd polled: not readable means
+/// the process it names had not exited when the files were opened. On
+/// kernels without pidfds (< 5.3) the start time is checked again after.
+pub(super) fn join_init<T>(id: &str, rec: &Record, open: impl FnOnce() -> Result<T>) -> Result<T> {
+    let stopped = || Error::InvalidStatus {
+        id: id.into(),
+        status: Status::Stopped,
+        op: "exec in",
+        hint: " (its init process exited)",
+    };
+    let pidfd = match sys::pidfd(rec.state.pid) {
+        Ok(fd) => Some(fd),
+        Err(libc::ESRCH) => return Err(stopped()),
+        Err(_) => None,
+    };
+    if !alive(rec) {
+        return Err(stopped());
+    }
+    let r = open();
+    let exited = match &pidfd {
+        Some(fd) => sys::poll_in(fd.as_raw_fd(), 0).unwrap_or(true),
+        None => !alive(rec),
+    };
+    if exited {
+        return Err(stopped());
+    }
+    r
+}
+
+impl Runtime {
+    /// Runs another process in a created or running container
+    /// (`runc exec`): it joins the init's namespaces and cgroup and gets
+    /// its own user, capabilities, rlimits and terminal. Returns once the
+    /// program runs; [`Container::wait`] gives its exit status.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStatus`] for a stopped or paused container; the
+    /// field at fault when the process cannot be set up or exec'd.
+    pub fn exec(&self, id: &str, opts: ExecOptions) -> Result<Container> {
+        if !crate::seal::is_sealed() {
+            return Err(Error::Unsupported(
+                "exec from an unsealed process (call rcrun::seal::ensure_sealed() first)",
+            ));
+        }
+        let mut ok = vec![Status::Created, Status::Running];
+        if opts.ignore_paused {
+            ok.push(Status::Paused);
+        }
+        let (entry, rec, status) =
+            self.open_with_status(id, "exec in", &ok)
+                .map_err(|e| match e {
+                    Error::InvalidStatus {
+                        id,
+                        status: Status::Paused,
+                        op,
+                        ..
+                    } => Error::InvalidStatus {
+                        id,
+                        status: Status::Paused,
+                        op,
+                        // runc's words, which tools match.
+                        hint:
+                            " (cannot exec in a paused container; --ignore-paused joins it frozen)",
+                    },
+                    e => e,
+                })?;
+        // exec changes no state: do not hold the container's lock while the
+        // process starts (it may wait in a frozen cgroup for `resume`).
+        drop(entry);
+        let p = &opts.process;
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(SpecError::Invalid {
+                field: "process.args".into(),
+                reason: "must name a program".into(),
+            }
+            .into());
+        }
+        crate::spec::check_process(p)?;
+        let terminal = p.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && opts.console.is_none() {
+            return Err(SpecError::Invalid {
+                field: "process.terminal".into(),
+                reason: "a terminal needs --console-socket when detached".into(),
+            }
+            .into());
+        }
+        let mut plan = join_init(id, &rec, || {
+            ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)
+        })?;
+        let min_fd = 3 + opts.preserve_fds;
+        let console = attach_console(
+            &mut plan,
+            terminal,
+            opts.console.as_ref(),
+            opts.console_socket.as_deref(),
+            min_fd,
+        )?;
+        let cgroup = rec.cgroup.sub(&opts.sub_cgroups)?;
+        // The container's state, for a seccomp agent only (runc's
+        // ContainerProcessState of an exec'd process): made when asked.
+        let container_state = || {
+            let mut st = rec.state.clone();
+            st.status = status;
+            serde_json::to_vec(&st.to_oci()).expect("state serializes")
+        };
+        let spawned = spawn::spawn(
+            &mut plan,
+            &cgroup,
+            &Callbacks {
+                id_maps: None,
+                state: &|_, _| container_state(),
+                runtime_hooks: &|_| Ok(()),
+            },
+        )?;
+        drop(console);
+        if let Err(e) = spawn::confirm_exec(&plan, &spawned) {
+            let _ = sys::waitpid(spawned.pid);
+            return Err(e);
+        }
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, spawned.pid)?;
+        }
+        Ok(Container {
+            id: id.to_string(),
+            pid: spawned.pid,
+            terminal,
+        })
+    }
+
+    /// The process of the container's config (the base of `exec`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn config_process(&self, id: &str) -> Result<Option<oci_spec::runtime::Process>> {
+        Ok(self.peek(id)?.process)
+    }
+}
