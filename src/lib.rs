@@ -50,7 +50,7 @@ pub mod spec;
 mod state;
 pub mod store;
 
-pub use container::{Container, CreateOptions, ExecOptions, Runtime};
+pub use container::{Container, CreateOptions, ExecOptions, Runtime, Stdio};
 pub use error::{Error, Result};
 pub use oci_spec;
 pub use state::{Record, State, Status};

@@ -204,6 +204,7 @@ impl Exec {
                 preserve_fds: self.preserve_fds,
                 ignore_paused: self.ignore_paused,
                 sub_cgroups: self.cgroup.iter().map(|c| sub_cgroup(c)).collect(),
+                stdio: rcrun::Stdio::default(),
             },
         )?;
         if self.detach {

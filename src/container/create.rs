@@ -23,6 +23,9 @@ pub struct CreateOptions {
     /// container. Only for callers that accept that a program resolving to
     /// the executing binary (`#!/proc/self/exe`) would run theirs.
     pub allow_unsealed: bool,
+    /// Standard streams for the container's process instead of the
+    /// caller's (ignored without a `process`; refused with a terminal).
+    pub stdio: Stdio,
 }
 
 /// The failure the init reported after `start`, if any.
@@ -356,6 +359,7 @@ impl Runtime {
             opts.console_socket.as_deref(),
             min_fd,
         )?;
+        let stdio = opts.stdio.attach(&mut plan, terminal, min_fd)?;
 
         let state = State {
             oci_version: b.spec.version().clone(),
@@ -434,7 +438,7 @@ impl Runtime {
             Self::write_created(entry, &mut rec, &state, written)?;
         }
         let spawned = cloned.drive(&plan, &callbacks)?;
-        drop((fifo_fd, err_fd, console));
+        drop((fifo_fd, err_fd, console, stdio));
         let pid = spawned.pid;
         log::debug!(
             "container {id}: init {pid} is waiting for start (cgroup {:?})",

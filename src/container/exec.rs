@@ -18,6 +18,9 @@ pub struct ExecOptions {
     /// `--cgroup`: join these existing sub-cgroups of the container's
     /// cgroup instead, each for the named v1 controllers (none: all).
     pub sub_cgroups: Vec<(Vec<String>, PathBuf)>,
+    /// Standard streams for the process instead of the caller's
+    /// (refused with a terminal).
+    pub stdio: Stdio,
 }
 
 /// Runs `open`, which opens the namespace files of the recorded init's
@@ -123,6 +126,7 @@ impl Runtime {
             opts.console_socket.as_deref(),
             min_fd,
         )?;
+        let stdio = opts.stdio.attach(&mut plan, terminal, min_fd)?;
         let cgroup = rec.cgroup.sub(&opts.sub_cgroups)?;
         // The container's state, for a seccomp agent only (runc's
         // ContainerProcessState of an exec'd process): made when asked.
@@ -140,7 +144,7 @@ impl Runtime {
                 runtime_hooks: &|_| Ok(()),
             },
         )?;
-        drop(console);
+        drop((console, stdio));
         if let Err(e) = spawn::confirm_exec(&plan, &spawned) {
             let _ = sys::waitpid(spawned.pid);
             return Err(e);

@@ -34,9 +34,11 @@ mod delete;
 mod exec;
 mod kill;
 mod start;
+mod stdio;
 
 pub use create::CreateOptions;
 pub use exec::ExecOptions;
+pub use stdio::Stdio;
 
 /// A container created by this process: its init is our child, so we can
 /// wait for its exit status.

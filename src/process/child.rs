@@ -182,6 +182,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // a cgroup2 directory, whatever the caller did not mark close-on-exec)
     // must not be reachable through /proc/self/fd by any path lookup made
     // for the container (CVE-2024-21626).
+    place_stdio(p)?;
     close_stray_fds(p)?;
     // Join the container's v1 cgroups first, before this process uses
     // any resource: as the calling thread, which takes no host-wide lock.
@@ -433,6 +434,19 @@ fn close_on_exec(p: &ChildPlan) {
         );
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// Puts the caller's stdio fds (raised above the preserved ones by the
+/// spawner, so none is at 0-2) at 0, 1 and 2; their originals are closed
+/// with the other stray fds.
+fn place_stdio(p: &ChildPlan) -> Result<(), Fail> {
+    for (i, &fd) in p.stdio.iter().enumerate() {
+        if fd >= 0 {
+            // SAFETY: plain dup2 of an fd the plan owns onto a standard one.
+            check(unsafe { libc::dup2(fd, i as libc::c_int) }).at(Stage::Stdio, i as u32)?;
+        }
+    }
+    Ok(())
 }
 
 /// Closes every fd but stdio, the preserved ones and the plan's own.

@@ -68,7 +68,7 @@ stages! {
     MaskedPath, ReadonlyRoot, Hostname, Domainname, Sysctl, OomScoreAdj, Keyring, Rlimit,
     Console, Cwd, Bounding, Groups, Setgid, Setuid, Capabilities, Ambient, NoNewPrivs,
     Executable, StartContainerHook, Exec, Seccomp, AppArmor, Personality, MemoryPolicy,
-    PseudoTarget,
+    PseudoTarget, Stdio,
 }
 
 /// A failure inside the init process: the stage, the index of the entry

@@ -110,6 +110,9 @@ pub(crate) struct ChildPlan {
     pub trampoline_argv: Vec<*const libc::c_char>,
     pub trampoline_header: [u8; super::trampoline::HEADER_CAP],
     pub console_fd: RawFd,
+    /// The fds the init puts at 0, 1 and 2 before anything else (-1:
+    /// keep the runtime's own), set by the spawner from [`crate::Stdio`].
+    pub stdio: [RawFd; 3],
     /// Receives the state JSON for hooks (4-byte message kind first).
     pub msg_buf: Vec<u8>,
     pub state_len: usize,
@@ -361,6 +364,7 @@ impl ChildPlan {
             trampoline_argv: Vec::new(),
             trampoline_header: [0; super::trampoline::HEADER_CAP],
             console_fd: -1,
+            stdio: [-1; 3],
             msg_buf: Vec::new(),
             state_len: 0,
         }

@@ -493,6 +493,7 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
                 .unwrap_or_default()
         ),
         Stage::Console => "process.terminal: console set-up".into(),
+        Stage::Stdio => format!("stdio: placing the given fd at {i}"),
         Stage::Cwd => format!("process.cwd {}", plan.process.cwd.display()),
         Stage::Bounding => format!("process.capabilities.bounding: dropping capability {i}"),
         Stage::Groups => "process.user.additionalGids".into(),
