@@ -23,5 +23,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let code = c.wait()?;
     println!("{id} exited with {code}");
     rt.delete(&id, false)?;
-    std::process::exit(code);
+    std::process::exit(code.shell_code());
 }

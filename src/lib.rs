@@ -38,6 +38,7 @@ pub mod cgroups;
 pub mod console;
 mod container;
 mod error;
+mod exit;
 pub mod features;
 pub mod hooks;
 pub mod namespaces;
@@ -52,5 +53,6 @@ pub mod store;
 
 pub use container::{Container, CreateOptions, ExecOptions, Runtime, Stdio};
 pub use error::{Error, Result};
+pub use exit::ExitStatus;
 pub use oci_spec;
 pub use state::{Record, State, Status};

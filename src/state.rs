@@ -57,6 +57,12 @@ pub struct State {
     /// The bundle's annotations.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
+    /// How the init ended, once stopped, if a process observed it (the
+    /// one that created it, through [`crate::Container::wait`]); `None`
+    /// while it runs, or when nobody observed the exit: unknown, never 0.
+    /// Not part of runc's state JSON.
+    #[serde(skip)]
+    pub exit: Option<crate::ExitStatus>,
 }
 
 impl State {

@@ -37,9 +37,12 @@ fn one(rt: &Runtime, dir: &std::path::Path, n: usize) -> i32 {
     assert_eq!(rt.state(&id).unwrap().status, rcrun::Status::Created);
     rt.start(&id).unwrap();
     let code = c.wait().unwrap();
-    assert_eq!(rt.state(&id).unwrap().status, rcrun::Status::Stopped);
+    let st = rt.state(&id).unwrap();
+    assert_eq!(st.status, rcrun::Status::Stopped);
+    // The exit, recorded by the wait, is in the state.
+    assert_eq!(st.exit, Some(code));
     rt.delete(&id, false).unwrap();
-    code
+    code.code().unwrap()
 }
 
 fn main() {

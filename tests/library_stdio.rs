@@ -79,7 +79,7 @@ fn output_through_pipes(rt: &Runtime, dir: &Path) {
     // caller's (moved into the options) nor the runtime's.
     assert_eq!(read_all(out), "out\n");
     assert_eq!(read_all(err), "err\n");
-    assert_eq!(c.wait().unwrap(), 3);
+    assert_eq!(c.wait().unwrap().code(), Some(3));
 }
 
 fn output_through_a_fifo(rt: &Runtime, dir: &Path) {
@@ -102,7 +102,7 @@ fn output_through_a_fifo(rt: &Runtime, dir: &Path) {
     };
     let c = rt.create(&g.id, &b, opts).unwrap();
     rt.start(&g.id).unwrap();
-    assert_eq!(c.wait().unwrap(), 0);
+    assert_eq!(c.wait().unwrap().code(), Some(0));
     let mut r = r;
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
@@ -125,7 +125,7 @@ fn stdin_end_of_file(rt: &Runtime, dir: &Path) {
     feed.write_all(b"hello\n").unwrap();
     drop(feed); // the container's cat sees EOF only if nobody else holds it
     assert_eq!(read_all(out), "hello\nafter-eof\n");
-    assert_eq!(c.wait().unwrap(), 0);
+    assert_eq!(c.wait().unwrap().code(), Some(0));
 }
 
 fn exec_gets_its_own_streams(rt: &Runtime, dir: &Path) {
@@ -166,7 +166,7 @@ fn exec_gets_its_own_streams(rt: &Runtime, dir: &Path) {
         drop(feed);
         assert_eq!(read_all(out), format!("got:line{n}\n"));
         assert_eq!(read_all(err), "to-err\n");
-        assert_eq!(p.wait().unwrap(), 7);
+        assert_eq!(p.wait().unwrap().code(), Some(7));
     }
     rt.kill(&g.id, libc::SIGKILL, false).unwrap();
     c.wait().unwrap();

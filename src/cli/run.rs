@@ -119,7 +119,7 @@ impl Foreground {
                 }
             }
         }
-        Ok(c.wait()?)
+        Ok(c.wait()?.shell_code())
     }
 
     /// Drains what the process wrote before its pty closed.

@@ -372,6 +372,7 @@ impl Runtime {
             // Filled in when the state is shown (owner_of).
             owner: String::new(),
             annotations: b.spec.annotations().clone().unwrap_or_default(),
+            exit: None,
         };
         let mut rec = Record {
             state: state.clone(),
@@ -457,11 +458,7 @@ impl Runtime {
                 return Err(e);
             }
         }
-        let c = Container {
-            id: id.to_string(),
-            pid,
-            terminal,
-        };
+        let c = Container::new(id, pid, terminal, Some(entry.dir().join(EXIT_FILE)));
         Ok((c, Pending { plan, spawned, rec }))
     }
 }

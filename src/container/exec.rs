@@ -152,11 +152,7 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, spawned.pid)?;
         }
-        Ok(Container {
-            id: id.to_string(),
-            pid: spawned.pid,
-            terminal,
-        })
+        Ok(Container::new(id, spawned.pid, terminal, None))
     }
 
     /// The process of the container's config (the base of `exec`).

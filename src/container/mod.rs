@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use crate::cgroups::{self, CgroupSet, Hierarchy, Part};
 use crate::error::{Error, Result};
+use crate::exit::ExitStatus;
 use crate::hooks;
 use crate::namespaces;
 use crate::process::child::{self, Msg};
@@ -40,13 +41,27 @@ pub use create::CreateOptions;
 pub use exec::ExecOptions;
 pub use stdio::Stdio;
 
-/// A container created by this process: its init is our child, so we can
-/// wait for its exit status.
+/// Where a container's exit status is recorded, in its state directory.
+const EXIT_FILE: &str = "exit.json";
+
+/// A process this process created, the container's init or an `exec`'d
+/// one: our child, so we can wait for its exit status.
+///
+/// Waiting goes through a pidfd opened while the process was still our
+/// unreaped child, so it never observes another process that reuses the
+/// pid. The status is read from the kernel once and kept: `wait` and
+/// `try_wait` may be called again, from any thread. The init's status is
+/// also recorded in the container's state ([`State::exit`]).
 #[derive(Debug)]
 pub struct Container {
     id: String,
     pid: i32,
     terminal: bool,
+    pidfd: Option<OwnedFd>,
+    /// Where the exit is recorded (the init's), if anywhere.
+    record: Option<PathBuf>,
+    /// The status, once observed; locked while a `wait` blocks.
+    status: std::sync::Mutex<Option<ExitStatus>>,
 }
 
 impl Container {
@@ -65,34 +80,86 @@ impl Container {
         self.terminal
     }
 
-    /// A pidfd of the init process (readable once it exits, a safe
-    /// target for signals), or None on kernels without pidfds (< 5.3).
+    /// A pidfd of the process (readable once it exits, a safe target for
+    /// signals), or None on kernels without pidfds (< 5.3).
     pub fn pidfd(&self) -> Option<OwnedFd> {
-        sys::pidfd(self.pid).ok()
+        match &self.pidfd {
+            Some(fd) => fd.try_clone().ok(),
+            None => sys::pidfd(self.pid).ok(),
+        }
     }
 
-    /// Waits for the init process to exit; returns its exit status, or
-    /// 128+N when killed by signal N.
+    /// Waits for the process to exit and returns how it ended.
     ///
     /// # Errors
-    /// [`Error::Io`] when waitpid fails.
-    pub fn wait(&self) -> Result<i32> {
-        let st = sys::waitpid(self.pid).map_err(|e| {
-            Error::io(
-                format!("waiting for {}", self.pid),
-                std::io::Error::from_raw_os_error(e),
-            )
-        })?;
-        Ok(exit_code(st))
+    /// [`Error::Io`] when waiting fails (ECHILD: something else reaped it).
+    pub fn wait(&self) -> Result<ExitStatus> {
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if st.is_none() {
+            *st = self.reap(true)?;
+        }
+        Ok(st.expect("a blocking wait returns a status"))
     }
-}
 
-/// A wait status as a shell exit code.
-pub(crate) fn exit_code(st: i32) -> i32 {
-    if libc::WIFSIGNALED(st) {
-        128 + libc::WTERMSIG(st)
-    } else {
-        libc::WEXITSTATUS(st)
+    /// How the process ended, if it has; does not block (while another
+    /// thread blocks in [`Self::wait`], `None`).
+    ///
+    /// # Errors
+    /// As [`Self::wait`].
+    pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
+        let Ok(mut st) = self.status.try_lock() else {
+            return Ok(None);
+        };
+        if st.is_none() {
+            *st = self.reap(false)?;
+        }
+        Ok(*st)
+    }
+
+    fn new(id: &str, pid: i32, terminal: bool, record: Option<PathBuf>) -> Container {
+        Container {
+            id: id.to_string(),
+            pid,
+            terminal,
+            // Our unreaped child: this pidfd names it and no other.
+            pidfd: sys::pidfd(pid).ok(),
+            record,
+            status: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn reap(&self, block: bool) -> Result<Option<ExitStatus>> {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        use std::os::fd::AsFd;
+        let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::__WALL;
+        if !block {
+            flags |= WaitPidFlag::WNOHANG;
+        }
+        let ws = loop {
+            let r = match &self.pidfd {
+                Some(fd) => waitid(Id::PIDFd(fd.as_fd()), flags),
+                None => waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags),
+            };
+            match r {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r,
+            }
+        };
+        let ws = ws
+            .map_err(|e| Error::io(format!("waiting for {}", self.pid), std::io::Error::from(e)))?;
+        let now = SystemTime::now();
+        let st = match ws {
+            WaitStatus::Exited(_, code) => ExitStatus::exited(code, now),
+            WaitStatus::Signaled(_, sig, core) => ExitStatus::killed(sig as i32, core, now),
+            _ => return Ok(None),
+        };
+        if let Some(p) = &self.record {
+            // The state directory is gone once the container is deleted.
+            if let Err(e) = st.record(p) {
+                log::debug!("container {}: recording its exit: {e}", self.id);
+            }
+        }
+        Ok(Some(st))
     }
 }
 
@@ -274,6 +341,7 @@ impl Runtime {
         }
         if rec.state.status == Status::Stopped {
             rec.state.pid = 0;
+            rec.state.exit = ExitStatus::recorded(&self.store.root().join(id).join(EXIT_FILE));
         }
         rec.state
     }
