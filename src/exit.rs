@@ -145,6 +145,15 @@ impl ExitStatus {
         }
     }
 
+    /// As a raw wait status again.
+    pub(crate) fn raw(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(c), _) => (c & 0xff) << 8,
+            (None, Some(s)) => s | if self.core_dumped { 0x80 } else { 0 },
+            (None, None) => 0,
+        }
+    }
+
     /// Writes the status to `path`, atomically (a temporary file in the
     /// same directory, renamed over it).
     pub(crate) fn record(&self, path: &Path) -> std::io::Result<()> {
@@ -167,6 +176,165 @@ impl std::fmt::Display for ExitStatus {
             (None, Some(s)) => write!(f, "killed by signal {s}"),
             (None, None) => write!(f, "exit status 0"),
         }
+    }
+}
+
+/// The statuses a caller's own reaper collected, handed to the library.
+///
+/// Who reaps is one choice for the whole process:
+/// - **The library** (the default, no `Reaper`): each wait is for one
+///   child (a pidfd, or `waitpid(pid)`), for the container processes
+///   ([`crate::Container::wait`]) and for the runtime's own helpers
+///   (hooks, intermediate processes, an init that failed).
+/// - **The caller**: a shim or agent that is a child subreaper runs
+///   `waitpid(-1)` on SIGCHLD (containerd-shim's reaper does), which also
+///   takes the library's children. It passes every status it collects to
+///   [`Reaper::record`], and gives the same `Reaper` to its runtimes
+///   ([`crate::Runtime::with_reaper`]). A wait of the library that finds
+///   its child already reaped (ECHILD) then takes the status from here,
+///   waiting for the reaper to record it if need be.
+///
+/// Statuses nobody asks for (the caller's own children) are kept up to a
+/// bound and then dropped, oldest first. A `Reaper` is a cheap handle:
+/// clones share the statuses, and it may be used from any thread.
+///
+/// ```no_run
+/// use rcrun::{Reaper, Runtime};
+/// let reaper = Reaper::new();
+/// let r = reaper.clone();
+/// std::thread::spawn(move || loop {
+///     let mut st = 0;
+///     // SAFETY: waitpid with a valid out-pointer.
+///     let pid = unsafe { libc::waitpid(-1, &mut st, 0) };
+///     if pid > 0 {
+///         r.record(pid, st);
+///     } else {
+///         std::thread::sleep(std::time::Duration::from_millis(50));
+///     }
+/// });
+/// let rt = Runtime::new("/run/my-shim").with_reaper(reaper);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Reaper {
+    inner: std::sync::Arc<(std::sync::Mutex<Reaped>, std::sync::Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct Reaped {
+    /// (pid, raw wait status, when it was recorded, when observed)
+    statuses: std::collections::VecDeque<(i32, i32, std::time::Instant, SystemTime)>,
+}
+
+/// How many unclaimed statuses a [`Reaper`] keeps.
+const REAPED_CAP: usize = 4096;
+
+impl Reaper {
+    /// A reaper with no statuses yet.
+    ///
+    /// ```
+    /// let r = rcrun::Reaper::new();
+    /// r.record(12345, 0);
+    /// ```
+    pub fn new() -> Reaper {
+        Reaper::default()
+    }
+
+    /// Hands over the raw wait status (`waitpid`'s `wstatus`) of `pid`,
+    /// which the caller has reaped. Call it for every status the reaper
+    /// collects; the library takes those of its own processes.
+    ///
+    /// ```
+    /// rcrun::Reaper::new().record(4321, 9); // killed by SIGKILL
+    /// ```
+    pub fn record(&self, pid: i32, wait_status: i32) {
+        let (lock, cv) = &*self.inner;
+        let mut r = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if r.statuses.len() == REAPED_CAP {
+            r.statuses.pop_front();
+        }
+        r.statuses.push_back((
+            pid,
+            wait_status,
+            std::time::Instant::now(),
+            SystemTime::now(),
+        ));
+        cv.notify_all();
+    }
+
+    /// The status of `pid` recorded at or after `since`, if there is one.
+    pub(crate) fn try_take(&self, pid: i32, since: std::time::Instant) -> Option<ExitStatus> {
+        let (lock, _) = &*self.inner;
+        let mut r = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let i = r
+            .statuses
+            .iter()
+            .position(|&(p, _, at, _)| p == pid && at >= since)?;
+        let (_, raw, _, when) = r.statuses.remove(i).expect("found");
+        Some(ExitStatus::from_wait_status(raw, when))
+    }
+
+    /// Takes the status of `pid` recorded at or after `since` (when the
+    /// library made that process: an older record is of another process
+    /// that had the pid), waiting for it until the caller records it.
+    pub(crate) fn take(&self, pid: i32, since: std::time::Instant) -> ExitStatus {
+        let (lock, cv) = &*self.inner;
+        let mut r = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let found = r
+                .statuses
+                .iter()
+                .position(|&(p, _, at, _)| p == pid && at >= since);
+            if let Some(i) = found {
+                let (_, raw, _, when) = r.statuses.remove(i).expect("found");
+                return ExitStatus::from_wait_status(raw, when);
+            }
+            r = cv.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// How one operation of the library waits for the children it makes:
+/// `waitpid(pid)`, or, when the caller's reaper took the child first
+/// (ECHILD), the status the caller recorded (see [`Reaper`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Waiter {
+    reaper: Option<Reaper>,
+    /// Before the operation's first fork: a record older than this is
+    /// of another process that had the pid.
+    since: std::time::Instant,
+}
+
+impl Waiter {
+    pub(crate) fn new(reaper: Option<&Reaper>) -> Waiter {
+        Waiter {
+            reaper: reaper.cloned(),
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// Waits for child `pid`; returns its raw wait status.
+    pub(crate) fn wait(&self, pid: i32) -> Result<i32, crate::process::sys::Errno> {
+        match (crate::process::sys::waitpid(pid), &self.reaper) {
+            (Err(libc::ECHILD), Some(r)) => Ok(r.take(pid, self.since).raw()),
+            (r, _) => r,
+        }
+    }
+
+    /// The status of child `pid` if the caller's reaper recorded it.
+    pub(crate) fn reaped(&self, pid: i32) -> Option<ExitStatus> {
+        self.reaper.as_ref()?.try_take(pid, self.since)
+    }
+
+    /// Whether a caller's reaper may take the library's children.
+    pub(crate) fn has_reaper(&self) -> bool {
+        self.reaper.is_some()
+    }
+
+    /// Kills child `pid` and waits for it.
+    pub(crate) fn kill_and_reap(&self, pid: i32) {
+        // SAFETY: signalling our own child, not yet reaped by us.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = self.wait(pid);
     }
 }
 

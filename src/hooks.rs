@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use libc::c_char;
@@ -65,7 +65,12 @@ fn memfd() -> std::io::Result<std::fs::File> {
 ///
 /// # Errors
 /// [`HookError`] naming the hook kind and path.
-pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+pub(crate) fn run(
+    kind: &'static str,
+    hook: &Hook,
+    state: &[u8],
+    waiter: &crate::exit::Waiter,
+) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let spawn_err = |source| HookError::Spawn {
         kind,
@@ -97,12 +102,14 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
             .map_err(|e| spawn_err(std::io::Error::from_raw_os_error(e)))?;
         let ms = (secs.saturating_mul(1000)).min(i32::MAX as i64) as i32;
         if !sys::poll_in(pidfd.as_raw_fd(), ms).unwrap_or(true) {
-            let _ = child.kill();
-            let _ = child.wait();
+            waiter.kill_and_reap(child.id() as i32);
             return Err(HookError::Timeout { kind, path, secs });
         }
     }
-    let status = child.wait().map_err(spawn_err)?;
+    let status = waiter
+        .wait(child.id() as i32)
+        .map_err(|e| spawn_err(std::io::Error::from_raw_os_error(e)))?;
+    let status = crate::ExitStatus::from_wait_status(status, std::time::SystemTime::now());
     if status.success() {
         return Ok(());
     }
@@ -113,11 +120,7 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
     Err(HookError::Failed {
         kind,
         path,
-        status: match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exit status {c}"),
-            (_, Some(s)) => format!("killed by signal {s}"),
-            _ => status.to_string(),
-        },
+        status: status.to_string(),
         output: if text.is_empty() {
             String::new()
         } else {
@@ -130,15 +133,16 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
 ///
 /// # Errors
 /// The first hook's [`HookError`].
-pub fn run_all(
+pub(crate) fn run_all(
     kind: &'static str,
     hooks: Option<&Vec<Hook>>,
     state: &[u8],
+    waiter: &crate::exit::Waiter,
 ) -> Result<(), HookError> {
     hooks
         .into_iter()
         .flatten()
-        .try_for_each(|h| run(kind, h, state))
+        .try_for_each(|h| run(kind, h, state, waiter))
 }
 
 /// A NULL-terminated `char *[]` with the strings it points into.

@@ -53,6 +53,6 @@ pub mod store;
 
 pub use container::{Container, CreateOptions, ExecOptions, Runtime, Stdio};
 pub use error::{Error, Result};
-pub use exit::ExitStatus;
+pub use exit::{ExitStatus, Reaper};
 pub use oci_spec;
 pub use state::{Record, State, Status};

@@ -47,6 +47,7 @@ pub(super) struct Pending {
     /// The record as written at the end of `create` (`run` needs it
     /// again and need not read it back).
     rec: Record,
+    waiter: crate::exit::Waiter,
 }
 
 impl Pending {
@@ -58,7 +59,7 @@ impl Pending {
         let r = spawn::confirm_exec(&self.plan, &self.spawned);
         if r.is_err() {
             // It died before the exec: reap it.
-            let _ = sys::waitpid(self.spawned.pid);
+            let _ = self.waiter.wait(self.spawned.pid);
         }
         r.map(|()| self.rec)
     }
@@ -202,7 +203,7 @@ impl Runtime {
                         .unwrap_or_default();
                     let poststop = b.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref());
                     for h in poststop.into_iter().flatten() {
-                        if let Err(e) = hooks::run("poststop", h, &json) {
+                        if let Err(e) = hooks::run("poststop", h, &json, &self.waiter()) {
                             log::warn!("{e}");
                         }
                     }
@@ -401,14 +402,17 @@ impl Runtime {
             serde_json::to_vec(&s.to_oci()).expect("state serializes")
         };
         let hooks = b.spec.hooks().as_ref();
+        let waiter = self.waiter();
         let runtime_hooks = |pid: i32| -> Result<()> {
             let st = state_json(pid, Status::Creating);
             #[allow(deprecated)]
-            hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &st)?;
+            let prestart = hooks.and_then(|h| h.prestart().as_ref());
+            hooks::run_all("prestart", prestart, &st, &waiter)?;
             hooks::run_all(
                 "createRuntime",
                 hooks.and_then(|h| h.create_runtime().as_ref()),
                 &st,
+                &waiter,
             )?;
             Ok(())
         };
@@ -416,6 +420,7 @@ impl Runtime {
             id_maps,
             state: &state_json,
             runtime_hooks: &runtime_hooks,
+            waiter: &waiter,
         };
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
         if plan.late_cgroups {
@@ -445,7 +450,7 @@ impl Runtime {
             "container {id}: init {pid} is waiting for start (cgroup {:?})",
             cg.leaves
         );
-        let kill = || spawn::kill_and_reap(pid);
+        let kill = || waiter.kill_and_reap(pid);
         if pid != written {
             if let Err(e) = Self::write_created(entry, &mut rec, &state, pid) {
                 kill();
@@ -458,7 +463,21 @@ impl Runtime {
                 return Err(e);
             }
         }
-        let c = Container::new(id, pid, terminal, Some(entry.dir().join(EXIT_FILE)));
-        Ok((c, Pending { plan, spawned, rec }))
+        let c = Container::new(
+            id,
+            pid,
+            terminal,
+            Some(entry.dir().join(EXIT_FILE)),
+            &waiter,
+        );
+        Ok((
+            c,
+            Pending {
+                plan,
+                spawned,
+                rec,
+                waiter,
+            },
+        ))
     }
 }

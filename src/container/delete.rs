@@ -42,7 +42,7 @@ impl Runtime {
                 .into_iter()
                 .flatten()
             {
-                if let Err(e) = hooks::run("poststop", h, &json) {
+                if let Err(e) = hooks::run("poststop", h, &json, &self.waiter()) {
                     log::warn!("{e}");
                 }
             }

@@ -135,6 +135,7 @@ impl Runtime {
             st.status = status;
             serde_json::to_vec(&st.to_oci()).expect("state serializes")
         };
+        let waiter = self.waiter();
         let spawned = spawn::spawn(
             &mut plan,
             &cgroup,
@@ -142,17 +143,18 @@ impl Runtime {
                 id_maps: None,
                 state: &|_, _| container_state(),
                 runtime_hooks: &|_| Ok(()),
+                waiter: &waiter,
             },
         )?;
         drop((console, stdio));
         if let Err(e) = spawn::confirm_exec(&plan, &spawned) {
-            let _ = sys::waitpid(spawned.pid);
+            let _ = waiter.wait(spawned.pid);
             return Err(e);
         }
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, spawned.pid)?;
         }
-        Ok(Container::new(id, spawned.pid, terminal, None))
+        Ok(Container::new(id, spawned.pid, terminal, None, &waiter))
     }
 
     /// The process of the container's config (the base of `exec`).

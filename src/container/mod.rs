@@ -60,6 +60,8 @@ pub struct Container {
     pidfd: Option<OwnedFd>,
     /// Where the exit is recorded (the init's), if anywhere.
     record: Option<PathBuf>,
+    /// Where the status is when the caller's reaper takes it.
+    waiter: crate::exit::Waiter,
     /// The status, once observed; locked while a `wait` blocks.
     status: std::sync::Mutex<Option<ExitStatus>>,
 }
@@ -116,14 +118,23 @@ impl Container {
         Ok(*st)
     }
 
-    fn new(id: &str, pid: i32, terminal: bool, record: Option<PathBuf>) -> Container {
+    fn new(
+        id: &str,
+        pid: i32,
+        terminal: bool,
+        record: Option<PathBuf>,
+        waiter: &crate::exit::Waiter,
+    ) -> Container {
         Container {
             id: id.to_string(),
             pid,
             terminal,
-            // Our unreaped child: this pidfd names it and no other.
+            // Our child, not reaped by us: this pidfd names it and no other
+            // (unless a caller's reaper got it already; then the status is
+            // there).
             pidfd: sys::pidfd(pid).ok(),
             record,
+            waiter: waiter.clone(),
             status: std::sync::Mutex::new(None),
         }
     }
@@ -145,13 +156,32 @@ impl Container {
                 r => break r,
             }
         };
-        let ws = ws
-            .map_err(|e| Error::io(format!("waiting for {}", self.pid), std::io::Error::from(e)))?;
         let now = SystemTime::now();
         let st = match ws {
-            WaitStatus::Exited(_, code) => ExitStatus::exited(code, now),
-            WaitStatus::Signaled(_, sig, core) => ExitStatus::killed(sig as i32, core, now),
-            _ => return Ok(None),
+            Ok(WaitStatus::Exited(_, code)) => ExitStatus::exited(code, now),
+            Ok(WaitStatus::Signaled(_, sig, core)) => ExitStatus::killed(sig as i32, core, now),
+            Ok(_) => return Ok(None),
+            // The caller's reaper took it: the status is (or will be) there.
+            Err(nix::errno::Errno::ECHILD) if self.waiter.has_reaper() => {
+                let st = if block {
+                    self.waiter
+                        .wait(self.pid)
+                        .ok()
+                        .map(|raw| ExitStatus::from_wait_status(raw, now))
+                } else {
+                    self.waiter.reaped(self.pid)
+                };
+                match st {
+                    Some(st) => st,
+                    None => return Ok(None),
+                }
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("waiting for {}", self.pid),
+                    std::io::Error::from(e),
+                ))
+            }
         };
         if let Some(p) = &self.record {
             // The state directory is gone once the container is deleted.
@@ -181,6 +211,7 @@ impl Container {
 pub struct Runtime {
     store: Store,
     rootless: Option<bool>,
+    reaper: Option<crate::exit::Reaper>,
 }
 
 fn proc_start_time(pid: i32) -> Option<(u64, char)> {
@@ -276,7 +307,27 @@ impl Runtime {
         Runtime {
             store: Store::new(root),
             rootless: None,
+            reaper: None,
         }
+    }
+
+    /// Has the caller's reaper hand over the exit statuses of the
+    /// processes this runtime makes (see [`crate::Reaper`] for the two
+    /// ways of reaping). Every runtime of a process that reaps with
+    /// `waitpid(-1)` needs it.
+    ///
+    /// ```
+    /// let rt = rcrun::Runtime::new("/run/my-shim").with_reaper(rcrun::Reaper::new());
+    /// # let _ = rt;
+    /// ```
+    pub fn with_reaper(mut self, reaper: crate::exit::Reaper) -> Runtime {
+        self.reaper = Some(reaper);
+        self
+    }
+
+    /// How this runtime's next operation waits for the processes it makes.
+    fn waiter(&self) -> crate::exit::Waiter {
+        crate::exit::Waiter::new(self.reaper.as_ref())
     }
 
     /// Whether cgroup permission errors are tolerated when no limits are

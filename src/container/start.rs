@@ -138,7 +138,7 @@ impl Runtime {
         let mut st = rec.state.clone();
         st.status = Status::Running;
         let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
-        if let Err(e) = hooks::run_all("poststart", Some(poststart), &json) {
+        if let Err(e) = hooks::run_all("poststart", Some(poststart), &json, &self.waiter()) {
             let _ = kill_and_wait(rec);
             return Err(e.into());
         }

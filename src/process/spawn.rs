@@ -17,6 +17,8 @@ pub(crate) struct Callbacks<'a> {
     pub state: &'a dyn Fn(i32, crate::Status) -> Vec<u8>,
     /// Runs prestart and createRuntime hooks.
     pub runtime_hooks: &'a dyn Fn(i32) -> Result<(), Error>,
+    /// How the runtime waits for the processes it makes.
+    pub waiter: &'a crate::exit::Waiter,
 }
 
 /// A started init process, waiting for `start` (or about to exec).
@@ -135,6 +137,7 @@ pub(crate) struct Cloned {
     ours: Option<OwnedFd>,
     /// cgroup2 leaves CLONE_INTO_CGROUP could not join.
     late_join: Vec<std::path::PathBuf>,
+    waiter: crate::exit::Waiter,
 }
 
 /// Clones the init process. It joins `cgroups` at birth (the cgroup it
@@ -204,6 +207,7 @@ pub(crate) fn clone_init(
         pid,
         ours: Some(ours),
         late_join,
+        waiter: cb.waiter.clone(),
     })
 }
 
@@ -253,7 +257,7 @@ impl Cloned {
             }
             Err(e) => {
                 if init_pid != pid {
-                    kill_and_reap(init_pid);
+                    self.waiter.kill_and_reap(init_pid);
                 }
                 Err(e)
             }
@@ -264,16 +268,9 @@ impl Cloned {
 impl Drop for Cloned {
     fn drop(&mut self) {
         if self.pid > 0 {
-            kill_and_reap(self.pid);
+            self.waiter.kill_and_reap(self.pid);
         }
     }
-}
-
-/// Kills child `pid` and waits for it.
-pub(crate) fn kill_and_reap(pid: i32) {
-    // SAFETY: signalling and reaping our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    let _ = sys::waitpid(pid);
 }
 
 fn drive(
@@ -285,11 +282,10 @@ fn drive(
 ) -> Result<(), Error> {
     loop {
         let Some((m, passed)) = recv_with_fd(fd)? else {
-            let st = sys::waitpid(pid).unwrap_or(0);
-            let how = if libc::WIFSIGNALED(st) {
-                format!("killed by signal {}", libc::WTERMSIG(st))
-            } else {
-                format!("exit status {}", libc::WEXITSTATUS(st))
+            let how = match cb.waiter.wait(pid) {
+                Ok(st) => crate::ExitStatus::from_wait_status(st, std::time::SystemTime::now())
+                    .to_string(),
+                Err(e) => format!("exit status unknown ({})", errstr(e)),
             };
             return Err(InitError::Died(how).into());
         };
@@ -307,7 +303,7 @@ fn drive(
             }
             msg::PID => {
                 *init_pid = m.a;
-                let _ = sys::waitpid(pid);
+                let _ = cb.waiter.wait(pid);
                 send_go(fd, &state_payload(plan, cb, m.a))?;
             }
             msg::HOOKS => {
