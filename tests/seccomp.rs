@@ -117,6 +117,20 @@ fn syscalls_newer_than_the_profile_get_enosys_not_the_default() {
 }
 
 #[test]
+fn a_profile_denying_getcwd_loaded_early_still_runs() {
+    // runtime-tools' linux_seccomp: without noNewPrivileges the filter is
+    // loaded while privileged, before the user switch; the runtime's own
+    // check that the cwd is inside the root (getcwd) comes before it.
+    let mut c = Ct::new("echo ran");
+    c.cfg["process"]["noNewPrivileges"] = json!(false);
+    c.cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    assert_eq!(c.run_ok(), "ran\n");
+}
+
+#[test]
 fn argument_comparisons() {
     // kill(2) with signal 10 (SIGUSR1) is denied; other signals are not.
     let mut c = Ct::new("kill -USR1 $$ 2>&1 || echo usr1-denied; kill -0 $$ && echo sig0-ok");

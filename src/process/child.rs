@@ -321,6 +321,9 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         Err(f) if f.errno == libc::EACCES || f.errno == libc::EPERM => true,
         r => r.map(|()| false)?,
     };
+    if !cwd_as_user {
+        check_cwd_inside_root()?;
+    }
     // seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so load
     // before dropping privileges; with it, as late as possible (runc).
     let seccomp_late = p.process.no_new_privs;
@@ -335,9 +338,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     }
     if cwd_as_user {
         enter_cwd(p)?;
-    }
-    if !super::fds::cwd_inside_root() {
-        return Err(libc::EXDEV).at(Stage::Cwd, 2);
+        check_cwd_inside_root()?;
     }
     let exe = find_executable(p).at(Stage::Executable, 0)?;
     if late_fork {
@@ -472,6 +473,16 @@ fn close_stray_fds(p: &ChildPlan) -> Result<(), Fail> {
         return Err(libc::EMFILE).at(Stage::Sync, 1);
     }
     keep.close_others(3 + p.process.preserve_fds);
+    Ok(())
+}
+
+/// The working directory must be inside the root (getcwd does not say
+/// "(unreachable)"). Checked before an early seccomp filter, which may
+/// deny getcwd (runtime-tools' linux_seccomp does).
+fn check_cwd_inside_root() -> Result<(), Fail> {
+    if !super::fds::cwd_inside_root() {
+        return Err(libc::EXDEV).at(Stage::Cwd, 2);
+    }
     Ok(())
 }
 
