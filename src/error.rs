@@ -54,6 +54,13 @@ pub enum Error {
         /// Why the exec trampoline is not enough for this container.
         reason: &'static str,
     },
+    /// The container's init was not this process's child and nobody
+    /// recorded how it ended.
+    #[error("container {id}: exit status unknown (not our child, and not recorded)")]
+    ExitUnknown {
+        /// The container id.
+        id: String,
+    },
     /// A feature rcrun does not implement (yet) was requested.
     #[error("{0} is not supported by rcrun")]
     Unsupported(&'static str),

@@ -102,6 +102,41 @@ fn unobserved_exit_reads_as_unknown(rt: &Runtime, dir: &Path) {
     assert_eq!(rt.state(&g.id).unwrap().exit, None);
 }
 
+fn open_after_the_creating_process_is_gone(rt: &Runtime, dir: &Path) {
+    let (g, b) = setup(rt, dir, "exit-open", "sleep 100");
+    // The container inherits the command's stdio: not pipes this test
+    // would read to their end.
+    let st = std::process::Command::new(common::RCRUN)
+        .arg("--root")
+        .arg(rt.root())
+        .args(["run", "-d", "-b", b.to_str().unwrap(), &g.id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let c = Runtime::new(rt.root()).open(&g.id).unwrap();
+    assert_eq!(c.id(), g.id);
+    assert_eq!(c.pid(), rt.state(&g.id).unwrap().pid);
+    assert!(c.pidfd().is_some());
+    assert_eq!(c.try_wait().unwrap(), None, "running");
+    rt.kill(&g.id, libc::SIGKILL, false).unwrap();
+    // Not our child and nobody recorded it: unknown, never 0.
+    let e = c.wait().unwrap_err();
+    assert!(matches!(e, rcrun::Error::ExitUnknown { .. }), "{e}");
+    assert_eq!(rt.state(&g.id).unwrap().status, Status::Stopped);
+}
+
+fn open_reads_what_the_parent_recorded(rt: &Runtime, dir: &Path) {
+    let (g, b) = setup(rt, dir, "exit-open-rec", "exit 6");
+    let c = rt.run(&g.id, &b, CreateOptions::default()).unwrap();
+    let st = c.wait().unwrap();
+    let h = Runtime::new(rt.root()).open(&g.id).unwrap();
+    assert_eq!(h.wait().unwrap(), st);
+    assert_eq!(h.try_wait().unwrap(), Some(st));
+    assert_eq!(st.code(), Some(6));
+}
+
 fn main() {
     rcrun::seal::ensure_sealed().expect("seal");
     let dir = tempfile::Builder::new()
@@ -110,7 +145,7 @@ fn main() {
         .unwrap();
     let rt = Runtime::new(dir.path().join("state"));
     type Test = fn(&Runtime, &Path);
-    let tests: [(&str, Test); 3] = [
+    let tests: [(&str, Test); 5] = [
         (
             "code_recorded_and_read_by_another_runtime",
             code_recorded_and_read_by_another_runtime,
@@ -122,6 +157,14 @@ fn main() {
         (
             "unobserved_exit_reads_as_unknown",
             unobserved_exit_reads_as_unknown,
+        ),
+        (
+            "open_after_the_creating_process_is_gone",
+            open_after_the_creating_process_is_gone,
+        ),
+        (
+            "open_reads_what_the_parent_recorded",
+            open_reads_what_the_parent_recorded,
         ),
     ];
     let mut failed = 0;

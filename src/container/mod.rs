@@ -62,6 +62,8 @@ pub struct Container {
     record: Option<PathBuf>,
     /// Where the status is when the caller's reaper takes it.
     waiter: crate::exit::Waiter,
+    /// Made by this process (our child), not opened by [`Runtime::open`].
+    child: bool,
     /// The status, once observed; locked while a `wait` blocks.
     status: std::sync::Mutex<Option<ExitStatus>>,
 }
@@ -93,8 +95,14 @@ impl Container {
 
     /// Waits for the process to exit and returns how it ended.
     ///
+    /// For a handle from [`Runtime::open`] (not our child) the status is
+    /// the one the container's parent recorded, if it had when the exit
+    /// was seen; [`State::exit`] may show it later.
+    ///
     /// # Errors
-    /// [`Error::Io`] when waiting fails (ECHILD: something else reaped it).
+    /// [`Error::Io`] when waiting fails (ECHILD: something else reaped it
+    /// without a [`crate::Reaper`]); [`Error::ExitUnknown`] when the
+    /// process is not our child and nobody recorded its exit.
     pub fn wait(&self) -> Result<ExitStatus> {
         let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
         if st.is_none() {
@@ -135,12 +143,39 @@ impl Container {
             pidfd: sys::pidfd(pid).ok(),
             record,
             waiter: waiter.clone(),
+            child: true,
             status: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// How a process that is not our child ended: once its pidfd says it
+    /// has exited, what its parent recorded.
+    fn observe(&self, block: bool) -> Result<Option<ExitStatus>> {
+        if let Some(fd) = &self.pidfd {
+            let timeout = if block { -1 } else { 0 };
+            let exited = sys::poll_in(fd.as_raw_fd(), timeout).map_err(|e| {
+                Error::io(
+                    format!("waiting for {}", self.pid),
+                    std::io::Error::from_raw_os_error(e),
+                )
+            })?;
+            if !exited {
+                return Ok(None);
+            }
+        }
+        match self.record.as_deref().and_then(ExitStatus::recorded) {
+            Some(st) => Ok(Some(st)),
+            None => Err(Error::ExitUnknown {
+                id: self.id.clone(),
+            }),
         }
     }
 
     fn reap(&self, block: bool) -> Result<Option<ExitStatus>> {
         use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        if !self.child {
+            return self.observe(block);
+        }
         use std::os::fd::AsFd;
         let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::__WALL;
         if !block {
@@ -323,6 +358,45 @@ impl Runtime {
     pub fn with_reaper(mut self, reaper: crate::exit::Reaper) -> Runtime {
         self.reaper = Some(reaper);
         self
+    }
+
+    /// A handle on an existing container, from any process: its init
+    /// named by a pidfd checked against the start time in its record (so
+    /// never a process that reused the pid). It offers what a handle from
+    /// [`Self::create`] does, except that its exit status is the one the
+    /// init's parent recorded ([`Container::wait`]).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.open("web")?;
+    /// println!("web: init {}, {:?}", c.pid(), c.try_wait());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    pub fn open(&self, id: &str) -> Result<Container> {
+        let rec = self.peek(id)?;
+        // The pidfd first, then the start time: if it still matches, the
+        // pidfd names the init, whatever happens to the pid afterwards.
+        let pidfd = sys::pidfd(rec.state.pid)
+            .ok()
+            .filter(|_| rec.state.pid > 0 && alive(&rec));
+        Ok(Container {
+            id: id.to_string(),
+            pid: rec.state.pid,
+            terminal: rec
+                .process
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
+            pidfd,
+            record: Some(self.store.root().join(id).join(EXIT_FILE)),
+            waiter: self.waiter(),
+            child: false,
+            status: std::sync::Mutex::new(None),
+        })
     }
 
     /// How this runtime's next operation waits for the processes it makes.
