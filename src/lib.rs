@@ -38,6 +38,7 @@ pub mod cgroups;
 pub mod console;
 mod container;
 mod error;
+pub mod events;
 mod exit;
 pub mod features;
 pub mod hooks;

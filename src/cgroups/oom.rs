@@ -77,6 +77,17 @@ impl OomWatch {
     }
 }
 
+impl std::os::fd::AsFd for OomWatch {
+    /// The fd that becomes readable when the kernel signals the cgroup
+    /// (for an event loop; [`OomWatch::wait`] then does not block).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.source {
+            Source::V1(efd) => efd.as_fd(),
+            Source::V2(ino) => ino.as_fd(),
+        }
+    }
+}
+
 /// Turns OOM wake-ups and the kernel's kill counter into a number of kills
 /// to report, each kill once.
 #[derive(Debug)]

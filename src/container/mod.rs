@@ -126,6 +126,11 @@ impl Container {
         Ok(*st)
     }
 
+    /// The pidfd this handle waits through, if the kernel has pidfds.
+    pub(crate) fn pidfd_ref(&self) -> Option<&OwnedFd> {
+        self.pidfd.as_ref()
+    }
+
     fn new(
         id: &str,
         pid: i32,
