@@ -350,7 +350,16 @@ impl Events {
             if let Some(t) = &self.timer {
                 let _ = t.wait(); // consume the expirations
             }
-            for w in self.slots.iter().flatten() {
+            for w in self.slots.iter_mut().flatten() {
+                // A kill the counter showed only after its notification
+                // (v1 signals before it kills) is reported here.
+                let kills = w.counter.kills(&w.cgroup, false);
+                if kills > 0 {
+                    self.pending.push_back(Event::Oom {
+                        id: w.c.id().to_string(),
+                        kills,
+                    });
+                }
                 self.pending.push_back(Event::Stats {
                     id: w.c.id().to_string(),
                     stats: Box::new(w.cgroup.stats()),

@@ -1,8 +1,6 @@
-use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
-use rcrun::cgroups::oom::{OomCounter, OomWatch};
 use serde::Serialize;
 
 use super::{
@@ -60,39 +58,27 @@ impl Events {
                 self.id
             )));
         }
-        // Armed before the first event is printed: a kill after that is
-        // reported. The notification only wakes the loop; the kernel's
-        // counter, read at every wake and tick, says how many kills.
-        let cg = rt.cgroup(&self.id)?;
-        let mut counter = OomCounter::new(&cg);
-        let (tx, rx) = mpsc::channel();
-        if let Some(watch) = OomWatch::new(&cg) {
-            std::thread::spawn(move || while watch.wait() && tx.send(()).is_ok() {});
-        }
-        let mut watching = true;
-        loop {
-            let woke = if watching {
-                match rx.recv_timeout(self.interval) {
-                    Ok(()) => true,
-                    Err(mpsc::RecvTimeoutError::Timeout) => false,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        watching = false;
-                        false
+        // One source (rcrun::events): the OOM notification is armed before
+        // the first event is printed, so a kill after that is reported;
+        // stats every interval; the init's exit ends the stream.
+        let mut events = rcrun::events::Events::new(&rt)?;
+        events.stats_every(self.interval)?;
+        events.watch_id(&self.id)?;
+        for e in &mut events {
+            match e? {
+                rcrun::events::Event::Stats { stats, .. } => {
+                    outln!("{}", Event::line("stats", &self.id, Some(stats)))
+                }
+                // runc prints one "oom" event, without data, per kill.
+                rcrun::events::Event::Oom { kills, .. } => {
+                    for _ in 0..kills {
+                        outln!("{}", Event::<()>::line("oom", &self.id, None));
                     }
                 }
-            } else {
-                std::thread::sleep(self.interval);
-                false
-            };
-            for _ in 0..counter.kills(&cg, woke) {
-                outln!("{}", Event::<()>::line("oom", &self.id, None));
-            }
-            if !woke {
-                match rt.state(&self.id) {
-                    Ok(s) if s.status != rcrun::Status::Stopped => outln!("{}", stats(&rt)?),
-                    _ => return Ok(0),
-                }
+                rcrun::events::Event::Exit { .. } => return Ok(0),
+                _ => {}
             }
         }
+        Ok(0)
     }
 }
