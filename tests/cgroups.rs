@@ -119,6 +119,30 @@ fn oom_shows_in_stats_and_events() {
 }
 
 #[test]
+fn events_ends_when_the_container_exits() {
+    // The stream (stats every interval) ends, with status 0, once the
+    // init exits; runc's `events` does the same.
+    let c = Ct::new("read x; exit 3");
+    c.start();
+    let mut ev = c
+        .cmd(&["events", "--interval", "100ms", &c.id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(ev.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "stats");
+    assert_ok(&c.rcrun(&["kill", &c.id, "KILL"]));
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(
+        rest.iter().all(|l| l.contains("\"type\":\"stats\"")),
+        "{rest:?}"
+    );
+    assert!(ev.wait().unwrap().success());
+}
+
+#[test]
 fn pids_limit_refuses_forks() {
     let mut c = Ct::new(
         "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1; echo $(ls /proc | grep -c '^[0-9]')",
