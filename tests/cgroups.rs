@@ -122,7 +122,7 @@ fn oom_shows_in_stats_and_events() {
 fn events_ends_when_the_container_exits() {
     // The stream (stats every interval) ends, with status 0, once the
     // init exits; runc's `events` does the same.
-    let c = Ct::new("read x; exit 3");
+    let c = Ct::new("sleep 100");
     c.start();
     let mut ev = c
         .cmd(&["events", "--interval", "100ms", &c.id])
