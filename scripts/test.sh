@@ -15,6 +15,9 @@ ensure_deps
 cargo build --locked --all-targets -q
 cargo test --locked --all-targets --no-fail-fast 2>&1
 cargo test --locked --doc 2>&1
+echo "== the library from tokio (cargo feature tokio)"
+cargo test --locked --features tokio --test library_tokio 2>&1
+cargo test --locked --features tokio --doc 2>&1
 echo "== the same tests on a pure cgroup v2 system (QEMU)"
 sh scripts/test-v2.sh
 echo "== podman, containerd, dockerd and a swarm service driving rcrun"

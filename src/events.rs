@@ -336,6 +336,17 @@ impl Events {
         }
     }
 
+    /// Whether the stream has ended: no event pending, nothing watched
+    /// and no stats timer.
+    ///
+    /// ```
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// assert!(rcrun::events::Events::new(&rt).unwrap().is_done());
+    /// ```
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty() && self.watching == 0 && self.timer.is_none()
+    }
+
     /// The next event if one is ready, without waiting: for a caller
     /// whose own loop saw this source's fd readable.
     ///
@@ -445,6 +456,74 @@ impl AsFd for Events {
 impl AsRawFd for Events {
     fn as_raw_fd(&self) -> RawFd {
         self.epoll.0.as_raw_fd()
+    }
+}
+
+/// [`Events`] in a tokio program (cargo feature `tokio`): the epoll fd
+/// registered with tokio's reactor through `AsyncFd`, so waiting for the
+/// next event never blocks a worker thread.
+///
+/// ```no_run
+/// # #[cfg(feature = "tokio")]
+/// # async fn agent(rt: rcrun::Runtime) -> rcrun::Result<()> {
+/// let mut events = rcrun::events::AsyncEvents::new(rcrun::events::Events::new(&rt)?)?;
+/// events.get_mut().watch_id("web")?;
+/// while let Some(e) = events.next().await {
+///     println!("{}", e?.to_json());
+/// }
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct AsyncEvents {
+    inner: tokio::io::unix::AsyncFd<Events>,
+}
+
+#[cfg(feature = "tokio")]
+impl AsyncEvents {
+    /// Registers `events` with the current tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Io`] outside a tokio runtime or when registration fails.
+    pub fn new(events: Events) -> Result<AsyncEvents> {
+        if let Err(e) = tokio::runtime::Handle::try_current() {
+            let e = std::io::Error::other(e);
+            return Err(Error::io("events: registering with tokio", e));
+        }
+        // SAFETY: the fd is the epoll fd `Events` owns for its whole life,
+        // and its `as_raw_fd` always returns that same fd.
+        let r = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE)
+        };
+        let inner = r.map_err(|e| Error::io("events: registering with tokio", e.into_parts().1))?;
+        Ok(AsyncEvents { inner })
+    }
+
+    /// The event source, to watch or unwatch containers.
+    pub fn get_mut(&mut self) -> &mut Events {
+        self.inner.get_mut()
+    }
+
+    /// The next event; `None` once the stream has ended
+    /// ([`Events::is_done`]).
+    pub async fn next(&mut self) -> Option<Result<Event>> {
+        loop {
+            match self.inner.get_mut().try_next() {
+                Ok(Some(e)) => return Some(Ok(e)),
+                Err(e) => return Some(Err(e)),
+                Ok(None) if self.inner.get_ref().is_done() => return None,
+                Ok(None) => {}
+            }
+            let mut guard = match self.inner.readable_mut().await {
+                Ok(g) => g,
+                Err(e) => return Some(Err(Error::io("events: waiting", e))),
+            };
+            match guard.get_inner_mut().try_next() {
+                Ok(Some(e)) => return Some(Ok(e)),
+                Err(e) => return Some(Err(e)),
+                Ok(None) => guard.clear_ready(),
+            }
+        }
     }
 }
 

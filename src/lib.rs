@@ -31,6 +31,49 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Supervising
+//!
+//! - Standard streams: [`Stdio`] in [`CreateOptions`] and [`ExecOptions`]
+//!   (pipes, fifos, files; EOF on stdin when the caller closes its end).
+//! - Exits: [`Container::wait`] and [`Container::try_wait`] give an
+//!   [`ExitStatus`], read through a pidfd and recorded in the container's
+//!   state ([`State::exit`]); a caller that reaps with `waitpid(-1)` hands
+//!   the statuses over through a [`Reaper`].
+//! - Another process's containers: [`Runtime::open`].
+//! - Many containers from one thread: [`events::Events`] (exits, OOM
+//!   kills, statistics on one epoll fd).
+//!
+//! # From async code (tokio)
+//!
+//! Seal in a plain `fn main`, before the async runtime starts its threads
+//! (sealing may re-execute the program), then build the tokio runtime:
+//!
+//! ```no_run
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     rcrun::seal::ensure_sealed()?; // one thread still
+//!     let tokio = tokio::runtime::Runtime::new()?;
+//!     let rt = rcrun::Runtime::new("/run/my-agent");
+//!     tokio.block_on(async move {
+//!         let rt2 = rt.clone();
+//!         let c = tokio::task::spawn_blocking(move || {
+//!             rt2.run("job", "/srv/bundles/job".as_ref(), Default::default())
+//!         })
+//!         .await??;
+//!         println!("job: init {}", c.pid());
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! Every [`Runtime`] call blocks its thread: `create` and `run` for the
+//! container's set-up (a few milliseconds, longer with slow hooks or a
+//! seccomp agent), `start`, `kill`, `state`, `list` and `delete` briefly
+//! (delete waits for the processes it kills), `exec` until the process
+//! has executed its program; [`Container::wait`] until the exit. Run them
+//! with `spawn_blocking`, and wait for exits with the cargo feature
+//! `tokio`'s `events::AsyncEvents`, which never blocks a worker
+//! (tests/library_tokio.rs).
 
 #![warn(missing_docs)]
 
