@@ -61,6 +61,37 @@ pub fn recv_pty(sock: &OwnedFd) -> Result<OwnedFd, Error> {
     }
 }
 
+/// Sets the size of the terminal whose pty master is `master` (the init's
+/// or an exec'd process's, as [`recv_pty`] received it): the processes on
+/// it get SIGWINCH and see `rows` x `cols` (what containerd's
+/// ResizePty does).
+///
+/// ```no_run
+/// # fn f(master: std::os::fd::OwnedFd) -> Result<(), rcrun::Error> {
+/// rcrun::console::resize(&master, 40, 120)?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] when `master` is not a terminal.
+pub fn resize(master: &impl std::os::fd::AsFd, rows: u16, cols: u16) -> Result<(), Error> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize we own for the call.
+    let r = unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if r < 0 {
+        return Err(Error::io(
+            "resizing the pty",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// Copies stdin to the pty and the pty to stdout until the pty closes
 /// (the container's processes have all closed it). Puts a terminal stdin
 /// in raw mode meanwhile.

@@ -61,6 +61,22 @@ pub enum Error {
         /// The container id.
         id: String,
     },
+    /// No exec process of the container has this id.
+    #[error("container {id}: no exec process {exec_id}")]
+    ExecNotFound {
+        /// The container id.
+        id: String,
+        /// The exec id.
+        exec_id: String,
+    },
+    /// An exec process with this id still runs.
+    #[error("container {id}: exec id {exec_id} is in use")]
+    ExecInUse {
+        /// The container id.
+        id: String,
+        /// The exec id.
+        exec_id: String,
+    },
     /// A feature rcrun does not implement (yet) was requested.
     #[error("{0} is not supported by rcrun")]
     Unsupported(&'static str),

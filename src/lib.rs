@@ -95,7 +95,7 @@ pub mod spec;
 mod state;
 pub mod store;
 
-pub use container::{Container, CreateOptions, ExecOptions, Runtime, Stdio};
+pub use container::{Container, CreateOptions, ExecOptions, ExecState, Runtime, Stdio};
 pub use error::{Error, Result};
 pub use exit::{ExitStatus, Reaper};
 pub use oci_spec;

@@ -66,7 +66,11 @@ fn three_containers_logs_restarts_and_json_events() {
             .status();
     }
     for cg in &cgroups {
-        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let _ = std::fs::remove_dir(h.path().join(cg));
         }
     }

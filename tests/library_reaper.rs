@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use rcrun::{CreateOptions, ExecOptions, Reaper, Runtime, Stdio};
+use rcrun::{CreateOptions, ExecOptions, Reaper, Runtime};
 use serde_json::json;
 
 struct Guard<'a> {
@@ -115,16 +115,7 @@ fn exec_and_a_failed_exec(rt: &Runtime, dir: &Path) {
         common::base_config(common::rootfs(), "x", "exit 4")["process"].clone(),
     )
     .unwrap();
-    let opts = |process| ExecOptions {
-        process,
-        console_socket: None,
-        console: None,
-        pid_file: None,
-        preserve_fds: 0,
-        ignore_paused: false,
-        sub_cgroups: Vec::new(),
-        stdio: Stdio::default(),
-    };
+    let opts = ExecOptions::new;
     for _ in 0..20 {
         let p = rt.exec(&g.id, opts(base.clone())).unwrap();
         assert_eq!(p.wait().unwrap().code(), Some(4));

@@ -147,18 +147,12 @@ fn exec_gets_its_own_streams(rt: &Runtime, dir: &Path) {
             .exec(
                 &g.id,
                 ExecOptions {
-                    process: process.clone(),
-                    console_socket: None,
-                    console: None,
-                    pid_file: None,
-                    preserve_fds: 0,
-                    ignore_paused: false,
-                    sub_cgroups: Vec::new(),
                     stdio: Stdio {
                         stdin: Some(inp),
                         stdout: Some(w1),
                         stderr: Some(w2),
                     },
+                    ..ExecOptions::new(process.clone())
                 },
             )
             .unwrap();

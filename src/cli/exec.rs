@@ -205,6 +205,7 @@ impl Exec {
                 ignore_paused: self.ignore_paused,
                 sub_cgroups: self.cgroup.iter().map(|c| sub_cgroup(c)).collect(),
                 stdio: rcrun::Stdio::default(),
+                id: None,
             },
         )?;
         if self.detach {

@@ -21,6 +21,35 @@ pub struct ExecOptions {
     /// Standard streams for the process instead of the caller's
     /// (refused with a terminal).
     pub stdio: Stdio,
+    /// An id for the process: it is then recorded under the container
+    /// ([`Runtime::exec_state`], [`Runtime::kill_exec`],
+    /// [`Runtime::open_exec`]) with its exit once observed. runc's exec
+    /// has none.
+    pub id: Option<String>,
+}
+
+impl ExecOptions {
+    /// Options for running `process`, everything else as runc's `exec`
+    /// without flags.
+    ///
+    /// ```
+    /// let p = rcrun::oci_spec::runtime::Process::default();
+    /// let opts = rcrun::ExecOptions { id: Some("probe-1".into()), ..rcrun::ExecOptions::new(p) };
+    /// assert_eq!(opts.preserve_fds, 0);
+    /// ```
+    pub fn new(process: oci_spec::runtime::Process) -> ExecOptions {
+        ExecOptions {
+            process,
+            console_socket: None,
+            console: None,
+            pid_file: None,
+            preserve_fds: 0,
+            ignore_paused: false,
+            sub_cgroups: Vec::new(),
+            stdio: Stdio::default(),
+            id: None,
+        }
+    }
 }
 
 /// Runs `open`, which opens the namespace files of the recorded init's
@@ -97,7 +126,11 @@ impl Runtime {
                 })?;
         // exec changes no state: do not hold the container's lock while the
         // process starts (it may wait in a frozen cgroup for `resume`).
+        let dir = entry.dir().to_path_buf();
         drop(entry);
+        if let Some(eid) = &opts.id {
+            super::execs::reserve(&dir, id, eid)?;
+        }
         let p = &opts.process;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(SpecError::Invalid {
@@ -154,7 +187,14 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, spawned.pid)?;
         }
-        Ok(Container::new(id, spawned.pid, terminal, None, &waiter))
+        let record = match &opts.id {
+            Some(eid) => {
+                super::execs::record(&dir, eid, spawned.pid, terminal)?;
+                Some(super::execs::exit_path(&dir, eid))
+            }
+            None => None,
+        };
+        Ok(Container::new(id, spawned.pid, terminal, record, &waiter))
     }
 
     /// The process of the container's config (the base of `exec`).

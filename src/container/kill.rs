@@ -14,23 +14,8 @@ pub(super) fn signal_init(rec: &Record, signal: i32) -> Result<()> {
             hint: "",
         });
     }
-    // SAFETY: valid pidfd; NULL siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(Error::io(
-            format!("kill {pid}"),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    sys::pidfd_send_signal(pidfd.as_raw_fd(), signal)
+        .map_err(|e| Error::io(format!("kill {pid}"), std::io::Error::from_raw_os_error(e)))
 }
 
 /// Signals every process of the container's cgroup. The cgroup is frozen

@@ -33,12 +33,14 @@ mod control;
 mod create;
 mod delete;
 mod exec;
+mod execs;
 mod kill;
 mod start;
 mod stdio;
 
 pub use create::CreateOptions;
 pub use exec::ExecOptions;
+pub use execs::ExecState;
 pub use stdio::Stdio;
 
 /// Where a container's exit status is recorded, in its state directory.

@@ -225,6 +225,25 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> Result<RawFd, Errno> {
     }
 }
 
+/// Sends `signal` to the process `pidfd` names (pidfd_send_signal(2)).
+pub(crate) fn pidfd_send_signal(pidfd: RawFd, signal: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall; a NULL siginfo is allowed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
 /// Waits for `pid` to exit; returns its wait status.
 pub(crate) fn waitpid(pid: libc::pid_t) -> Result<c_int, Errno> {
     let mut status = 0;
