@@ -103,10 +103,12 @@ impl Event {
     }
 }
 
-/// A container being watched.
+/// A container being watched: its handle and its memory cgroup only
+/// (statistics read the whole record at each tick; 500 containers must
+/// cost little memory).
 struct Watched {
     c: Container,
-    cgroup: CgroupSet,
+    memory: CgroupSet,
     oom: Option<OomWatch>,
     counter: OomCounter,
 }
@@ -219,12 +221,12 @@ impl Events {
     /// [`Error::Unsupported`] on kernels without pidfds (< 5.3);
     /// the store's error if the container is gone.
     pub fn watch(&mut self, c: Container) -> Result<()> {
-        let cgroup = self.rt.cgroup(c.id())?;
+        let memory = self.rt.cgroup(c.id())?.memory_only();
         let Some(pidfd) = c.pidfd_ref().map(|f| f.as_raw_fd()) else {
             return Err(Error::Unsupported("watching a container without pidfds"));
         };
-        let oom = OomWatch::new(&cgroup);
-        let counter = OomCounter::new(&cgroup);
+        let oom = OomWatch::new(&memory);
+        let counter = OomCounter::new(&memory);
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
@@ -249,7 +251,7 @@ impl Events {
         }
         self.slots[slot] = Some(Watched {
             c,
-            cgroup,
+            memory,
             oom,
             counter,
         });
@@ -364,17 +366,20 @@ impl Events {
             for w in self.slots.iter_mut().flatten() {
                 // A kill the counter showed only after its notification
                 // (v1 signals before it kills) is reported here.
-                let kills = w.counter.kills(&w.cgroup, false);
+                let kills = w.counter.kills(&w.memory, false);
                 if kills > 0 {
                     self.pending.push_back(Event::Oom {
                         id: w.c.id().to_string(),
                         kills,
                     });
                 }
-                self.pending.push_back(Event::Stats {
-                    id: w.c.id().to_string(),
-                    stats: Box::new(w.cgroup.stats()),
-                });
+                match self.rt.stats(w.c.id()) {
+                    Ok(stats) => self.pending.push_back(Event::Stats {
+                        id: w.c.id().to_string(),
+                        stats: Box::new(stats),
+                    }),
+                    Err(e) => log::debug!("container {}: stats: {e}", w.c.id()),
+                }
             }
             return;
         }
@@ -384,7 +389,7 @@ impl Events {
         };
         if token & 1 == OOM {
             let alive = w.oom.as_ref().is_some_and(|o| o.wait());
-            let kills = w.counter.kills(&w.cgroup, true);
+            let kills = w.counter.kills(&w.memory, true);
             if kills > 0 {
                 self.pending.push_back(Event::Oom {
                     id: w.c.id().to_string(),
@@ -400,7 +405,7 @@ impl Events {
         }
         // The exit: the last kills first (an OOM kill of the init is why
         // it exited), then the status.
-        let kills = w.counter.kills(&w.cgroup, false);
+        let kills = w.counter.kills(&w.memory, false);
         if kills > 0 {
             self.pending.push_back(Event::Oom {
                 id: w.c.id().to_string(),

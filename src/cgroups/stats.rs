@@ -363,6 +363,33 @@ impl CgroupSet {
         self.oom_kill_count().unwrap_or(0)
     }
 
+    /// Only the memory controller's leaf: what OOM watching needs.
+    pub(crate) fn memory_only(&self) -> CgroupSet {
+        let i = if self.v2 {
+            0
+        } else {
+            match self
+                .controllers
+                .iter()
+                .position(|c| c.iter().any(|c| c == "memory"))
+            {
+                Some(i) => i,
+                None => return CgroupSet::default(),
+            }
+        };
+        CgroupSet {
+            leaves: self.leaves.get(i).cloned().into_iter().collect(),
+            created: Vec::new(),
+            controllers: self
+                .controllers
+                .get(i)
+                .map(|_| vec!["memory".to_string()])
+                .into_iter()
+                .collect(),
+            v2: self.v2,
+        }
+    }
+
     /// The kernel's OOM kill counter, `None` without a memory cgroup or
     /// where the kernel keeps no count (v1 before Linux 4.13).
     pub fn oom_kill_count(&self) -> Option<u64> {
