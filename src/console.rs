@@ -15,6 +15,12 @@ use crate::Error;
 
 /// Connects to the listener at `path`.
 ///
+/// ```no_run
+/// # fn main() -> rcrun::Result<()> {
+/// let sock = rcrun::console::connect("/run/conmon/console.sock".as_ref())?;
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 /// [`Error::Io`] naming the socket.
 pub fn connect(path: &Path) -> Result<OwnedFd, Error> {
@@ -24,6 +30,16 @@ pub fn connect(path: &Path) -> Result<OwnedFd, Error> {
 }
 
 /// Receives a pty master sent by the init process on `sock`.
+///
+/// ```no_run
+/// # fn main() -> rcrun::Result<()> {
+/// let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+/// let opts = rcrun::CreateOptions { console: Some(theirs.into()), ..Default::default() };
+/// let rt = rcrun::Runtime::new("/run/my-agent");
+/// rt.run("tty", "/srv/bundles/tty".as_ref(), opts)?;
+/// let master = rcrun::console::recv_pty(&ours.into())?;
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
 /// [`Error::Io`] when nothing (or no fd) arrives.

@@ -217,6 +217,14 @@ impl Events {
     /// [`Runtime::run`] or [`Runtime::open`]); the source keeps it, and
     /// reports its exit with the status the handle can give.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let mut events = rcrun::events::Events::new(&rt)?;
+    /// events.watch(rt.run("job", "/srv/bundles/job".as_ref(), Default::default())?)?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Unsupported`] on kernels without pidfds (< 5.3);
     /// the store's error if the container is gone.
@@ -260,6 +268,14 @@ impl Events {
     }
 
     /// Watches the container `id` through [`Runtime::open`].
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let mut events = rcrun::events::Events::new(&rt)?;
+    /// events.watch_id("web")?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Runtime::open`] and [`Self::watch`].
@@ -307,6 +323,17 @@ impl Events {
     /// takes). `Ok(None)` on time-out, or at once when nothing is watched,
     /// there is no stats timer and no event is pending.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let mut events = rcrun::events::Events::new(&rt)?;
+    /// events.watch_id("web")?;
+    /// while let Some(e) = events.next_timeout(Some(std::time::Duration::from_secs(1)))? {
+    ///     println!("{}", e.to_json());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Io`] when epoll_wait fails.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
@@ -351,6 +378,17 @@ impl Events {
 
     /// The next event if one is ready, without waiting: for a caller
     /// whose own loop saw this source's fd readable.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let mut events = rcrun::events::Events::new(&rt)?;
+    /// // ... after the caller's poll found `events.as_raw_fd()` readable:
+    /// while let Some(e) = events.try_next()? {
+    ///     println!("{}", e.to_json());
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Self::next_timeout`].

@@ -3,10 +3,10 @@
 //! The path from a bundle to a running process:
 //!
 //! 1. [`spec`] loads and validates `config.json` (oci-spec types);
-//! 2. [`store`] reserves the id and keeps the state under the root;
+//! 2. `store` reserves the id and keeps the state under the root;
 //! 3. [`cgroups`] creates the container's cgroup;
-//! 4. `process::plan` prepares everything the init needs: [`namespaces`],
-//!    [`rootfs`] mounts and devices, user, capabilities, rlimits, [`hooks`];
+//! 4. `process::plan` prepares everything the init needs: `namespaces`,
+//!    `rootfs` mounts and devices, user, capabilities, rlimits, `hooks`;
 //! 5. `process::spawn` clones the init, born in the cgroup, which sets
 //!    itself up and waits on the exec fifo;
 //! 6. [`Runtime::start`] releases it: it execs the user's program.
@@ -83,20 +83,30 @@ mod container;
 mod error;
 pub mod events;
 mod exit;
-pub mod features;
-pub mod hooks;
-pub mod namespaces;
-pub mod process;
-pub mod rootfs;
+#[doc(hidden)]
+pub mod features; // for the CLI's `features`
+mod hooks;
+mod namespaces;
+mod process;
+#[doc(hidden)]
+pub mod rootfs; // mount-option parsing, for fuzz/
 pub mod seal;
 mod seccomp;
-pub mod signal;
-pub mod spec;
+#[doc(hidden)]
+pub mod signal; // signal names, for the CLI
+#[doc(hidden)]
+pub mod spec; // config.json parsing and validation, for the CLI and fuzz/
 mod state;
-pub mod store;
+mod store;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecState, Runtime, Stdio};
 pub use error::{Error, Result};
 pub use exit::{ExitStatus, Reaper};
+pub use hooks::HookError;
 pub use oci_spec;
-pub use state::{Record, State, Status};
+pub use process::{InitError, Stage};
+pub use spec::SpecError;
+#[doc(hidden)]
+pub use state::Record;
+pub use state::{State, Status};
+pub use store::{validate_id, StoreError};

@@ -267,6 +267,11 @@ fn overlay_exe() -> Result<OwnedFd> {
 }
 
 /// True when the current program runs from a sealed memfd.
+///
+/// ```no_run
+/// rcrun::seal::ensure_sealed().expect("sealed");
+/// assert!(rcrun::seal::is_sealed());
+/// ```
 pub fn is_sealed() -> bool {
     match SEALED.load(Ordering::Relaxed) {
         1 => true,

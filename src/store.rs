@@ -65,9 +65,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 /// [`StoreError::InvalidId`] with the reason.
 ///
 /// ```
-/// assert!(rcrun::store::validate_id("web-1.prod").is_ok());
-/// assert!(rcrun::store::validate_id("../etc").is_err());
-/// assert!(rcrun::store::validate_id("").is_err());
+/// assert!(rcrun::validate_id("web-1.prod").is_ok());
+/// assert!(rcrun::validate_id("../etc").is_err());
+/// assert!(rcrun::validate_id("").is_err());
 /// ```
 pub fn validate_id(id: &str) -> Result<(), StoreError> {
     let bad = |reason| {

@@ -206,7 +206,7 @@ pub struct CgroupSet {
     pub v2: bool,
 }
 
-/// Which of a [`CgroupSet`]'s leaves [`CgroupSet::make`] creates.
+/// Which of a [`CgroupSet`]'s leaves `CgroupSet::make` creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     /// Every hierarchy.

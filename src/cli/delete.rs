@@ -17,7 +17,7 @@ impl Delete {
     pub fn run(self, g: &Global) -> Result<i32> {
         match g.runtime().delete(&self.id, self.force) {
             // runc: deleting a container that is already gone with --force succeeds.
-            Err(rcrun::Error::Store(rcrun::store::StoreError::NotFound(_))) if self.force => Ok(0),
+            Err(rcrun::Error::Store(rcrun::StoreError::NotFound(_))) if self.force => Ok(0),
             r => r.map(|_| 0).map_err(Into::into),
         }
     }

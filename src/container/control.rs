@@ -3,6 +3,14 @@ use super::*;
 impl Runtime {
     /// Freezes every process of a running container (`runc pause`).
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// rt.pause("web")?;
+    /// rt.resume("web")?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidStatus`] unless it is running or created.
     pub fn pause(&self, id: &str) -> Result<()> {
@@ -13,6 +21,13 @@ impl Runtime {
 
     /// Thaws a paused container (`runc resume`).
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// rt.resume("web")?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidStatus`] unless it is paused.
     pub fn resume(&self, id: &str) -> Result<()> {
@@ -22,6 +37,15 @@ impl Runtime {
     }
 
     /// Changes the resource limits of a container (`runc update`).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let res: rcrun::oci_spec::runtime::LinuxResources =
+    ///     serde_json::from_str(r#"{"memory": {"limit": 268435456}}"#).expect("JSON");
+    /// rt.update("web", &res)?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidStatus`] for a stopped container; [`crate::cgroups::CgroupError`]
@@ -58,6 +82,13 @@ impl Runtime {
 
     /// Resource usage (`runc events --stats`).
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// println!("{}", serde_json::to_string(&rt.stats("web")?).expect("JSON"));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     pub fn stats(&self, id: &str) -> Result<crate::cgroups::stats::Stats> {
@@ -65,6 +96,13 @@ impl Runtime {
     }
 
     /// Number of OOM kills in the container so far.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// println!("{} OOM kills", rt.oom_kills("web")?);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
@@ -74,6 +112,13 @@ impl Runtime {
 
     /// The cgroup of a container (for `events` to watch).
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// println!("{:?}", rt.cgroup("web")?.leaves);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     pub fn cgroup(&self, id: &str) -> Result<CgroupSet> {
@@ -82,6 +127,13 @@ impl Runtime {
 
     /// The host pids of every process of the container (`runc ps`): none
     /// once it is stopped and its cgroup empty or gone.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// println!("{:?}", rt.pids("web")?);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id; the cgroup's error.

@@ -112,6 +112,14 @@ impl Runtime {
     /// init process waits for [`Runtime::start`]. On failure nothing is
     /// left behind: no process, state directory or cgroup.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.create("web", "/srv/bundles/web".as_ref(), rcrun::CreateOptions::default())?;
+    /// rt.start(c.id())?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error`] naming the id, file or config field at fault.
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
@@ -123,6 +131,15 @@ impl Runtime {
     /// [`Runtime::start`], but the init is released over its sync socket
     /// rather than through the exec fifo, and reports a failed exec there.
     /// On failure the container is deleted, poststop hooks included.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.run("job", "/srv/bundles/job".as_ref(), rcrun::CreateOptions::default())?;
+    /// println!("{}", c.wait()?);
+    /// rt.delete("job", false)?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Runtime::create`] and [`Runtime::start`].

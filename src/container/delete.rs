@@ -7,6 +7,14 @@ impl Runtime {
     /// attempt has no effect) unless `force` is set: then every process of
     /// its cgroup gets SIGKILL first.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// rt.delete("job", false)?; // a stopped container
+    /// rt.delete("web", true)?; // killed first
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidStatus`] for a running container without `force`.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {

@@ -93,6 +93,17 @@ impl Runtime {
     /// its own user, capabilities, rlimits and terminal. Returns once the
     /// program runs; [`Container::wait`] gives its exit status.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let p = rt.config_process("web")?.expect("a process");
+    /// let mut probe = p.clone();
+    /// probe.set_args(Some(vec!["cat".into(), "/etc/hostname".into()]));
+    /// let c = rt.exec("web", rcrun::ExecOptions::new(probe))?;
+    /// assert!(c.wait()?.success());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidStatus`] for a stopped or paused container; the
     /// field at fault when the process cannot be set up or exec'd.
@@ -198,6 +209,15 @@ impl Runtime {
     }
 
     /// The process of the container's config (the base of `exec`).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// if let Some(p) = rt.config_process("web")? {
+    ///     println!("web runs {:?}", p.args());
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.

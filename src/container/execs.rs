@@ -100,6 +100,15 @@ impl Runtime {
 
     /// The exec processes of `id` started with an id, in no order.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// for eid in rt.exec_ids("web")? {
+    ///     println!("{eid}: {:?}", rt.exec_state("web", &eid)?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown container.
     pub fn exec_ids(&self, id: &str) -> Result<Vec<String>> {
@@ -119,6 +128,14 @@ impl Runtime {
     }
 
     /// The state of exec process `eid` of container `id`.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let s = rt.exec_state("web", "probe-1")?;
+    /// println!("pid {} running {} exit {:?}", s.pid, s.running, s.exit);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::ExecNotFound`] for an unknown exec id.
@@ -141,6 +158,13 @@ impl Runtime {
     /// Sends `signal` to exec process `eid` of `id`, through a pidfd
     /// checked against its recorded start time (never a process that
     /// reused the pid).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// rt.kill_exec("web", "probe-1", libc::SIGKILL)?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::ExecNotFound`]; [`Error::InvalidStatus`] once it exited.
@@ -166,6 +190,14 @@ impl Runtime {
     /// A handle on exec process `eid` of `id` from any process (as
     /// [`Self::open`] for the init): its exit status is the one its
     /// parent recorded.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let p = rt.open_exec("web", "probe-1")?;
+    /// println!("probe-1: {:?}", p.try_wait());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::ExecNotFound`] for an unknown exec id.

@@ -73,6 +73,14 @@ impl Runtime {
     /// process in its cgroup (none, once it is stopped: as runc, that is
     /// no error).
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// rt.kill("web", libc::SIGTERM, false)?; // the init only
+    /// rt.kill("web", libc::SIGKILL, true)?; // every process of it
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidStatus`] for a stopped container, unless `all`.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {

@@ -72,22 +72,54 @@ pub struct Container {
 
 impl Container {
     /// The container id.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.open("web")?;
+    /// assert_eq!(c.id(), "web");
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// Host pid of the container's init process.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.open("web")?;
+    /// println!("init pid {}", c.pid());
+    /// # Ok(()) }
+    /// ```
     pub fn pid(&self) -> i32 {
         self.pid
     }
 
     /// The container's process has a terminal (`process.terminal`).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.open("web")?;
+    /// println!("terminal: {}", c.terminal());
+    /// # Ok(()) }
+    /// ```
     pub fn terminal(&self) -> bool {
         self.terminal
     }
 
     /// A pidfd of the process (readable once it exits, a safe target for
     /// signals), or None on kernels without pidfds (< 5.3).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.open("web")?;
+    /// let fd = c.pidfd().expect("Linux 5.3 or later");
+    /// # Ok(()) }
+    /// ```
     pub fn pidfd(&self) -> Option<OwnedFd> {
         match &self.pidfd {
             Some(fd) => fd.try_clone().ok(),
@@ -100,6 +132,15 @@ impl Container {
     /// For a handle from [`Runtime::open`] (not our child) the status is
     /// the one the container's parent recorded, if it had when the exit
     /// was seen; [`State::exit`] may show it later.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.run("job", "/srv/bundles/job".as_ref(), Default::default())?;
+    /// let st = c.wait()?;
+    /// println!("job: {st} (shell code {})", st.shell_code());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] when waiting fails (ECHILD: something else reaped it
@@ -115,6 +156,17 @@ impl Container {
 
     /// How the process ended, if it has; does not block (while another
     /// thread blocks in [`Self::wait`], `None`).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let c = rt.open("web")?;
+    /// match c.try_wait()? {
+    ///     Some(st) => println!("web ended: {st}"),
+    ///     None => println!("web runs"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Self::wait`].
@@ -345,6 +397,13 @@ const _: () = {
 
 impl Runtime {
     /// A runtime whose containers live under `root` (runc: `--root`).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// assert_eq!(rt.root(), std::path::Path::new("/run/my-agent"));
+    /// # Ok(()) }
+    /// ```
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
             store: Store::new(root),
@@ -414,6 +473,13 @@ impl Runtime {
     /// Whether cgroup permission errors are tolerated when no limits are
     /// set (runc's `--rootless`); `None` (the default) decides by the
     /// effective uid.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/user/1000/rcrun").with_rootless(Some(true));
+    /// # let _ = rt;
+    /// # Ok(()) }
+    /// ```
     pub fn with_rootless(mut self, rootless: Option<bool>) -> Runtime {
         self.rootless = rootless;
         self
@@ -425,6 +491,13 @@ impl Runtime {
     }
 
     /// The state root.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// println!("state under {}", rt.root().display());
+    /// # Ok(()) }
+    /// ```
     pub fn root(&self) -> &Path {
         self.store.root()
     }
@@ -499,6 +572,14 @@ impl Runtime {
 
     /// The container's state, as `runc state` prints it.
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// let s = rt.state("web")?;
+    /// println!("{} is {:?}, exit {:?}", s.id, s.status, s.exit);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     pub fn state(&self, id: &str) -> Result<State> {
@@ -507,6 +588,15 @@ impl Runtime {
     }
 
     /// The state of every container, sorted by id.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// for s in rt.list()? {
+    ///     println!("{} {:?}", s.id, s.status);
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`StoreError::Io`] when the root cannot be read.

@@ -73,6 +73,13 @@ impl Runtime {
     /// exec or poststart hook is an error and leaves the container stopped
     /// (runtime.md, lifecycle steps 7 to 9).
     ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent");
+    /// rt.start("web")?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidStatus`] unless the container is `created`.
     pub fn start(&self, id: &str) -> Result<()> {
