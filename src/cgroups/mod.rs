@@ -12,9 +12,11 @@
 //! created above the container's.)
 
 mod apply;
-pub mod bpf;
+#[doc(hidden)]
+pub mod bpf; // for fuzz/
 pub mod oom;
-pub mod resources;
+#[doc(hidden)]
+pub mod resources; // for fuzz/
 pub mod stats;
 
 use std::fs;
