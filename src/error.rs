@@ -5,8 +5,8 @@
 //! stage that failed while the CLI prints one line.
 
 use crate::cgroups::CgroupError;
+use crate::failure::InitError;
 use crate::hooks::HookError;
-use crate::process::InitError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
 

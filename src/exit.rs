@@ -313,8 +313,8 @@ impl Waiter {
     }
 
     /// Waits for child `pid`; returns its raw wait status.
-    pub(crate) fn wait(&self, pid: i32) -> Result<i32, crate::process::sys::Errno> {
-        match (crate::process::sys::waitpid(pid), &self.reaper) {
+    pub(crate) fn wait(&self, pid: i32) -> Result<i32, crate::sys::Errno> {
+        match (crate::sys::waitpid(pid), &self.reaper) {
             (Err(libc::ECHILD), Some(r)) => Ok(r.take(pid, self.since).raw()),
             (r, _) => r,
         }

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use libc::c_char;
 use oci_spec::runtime::Hook;
 
-use crate::process::sys;
+use crate::sys;
 
 /// Why a hook failed.
 #[derive(Debug, thiserror::Error)]

@@ -83,6 +83,7 @@ mod container;
 mod error;
 pub mod events;
 mod exit;
+mod failure;
 #[doc(hidden)]
 pub mod features; // for the CLI's `features`
 mod hooks;
@@ -98,13 +99,14 @@ pub mod signal; // signal names, for the CLI
 pub mod spec; // config.json parsing and validation, for the CLI and fuzz/
 mod state;
 mod store;
+mod sys;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecState, Runtime, Stdio};
 pub use error::{Error, Result};
 pub use exit::{ExitStatus, Reaper};
+pub use failure::{InitError, Stage};
 pub use hooks::HookError;
 pub use oci_spec;
-pub use process::{InitError, Stage};
 pub use spec::SpecError;
 #[doc(hidden)]
 pub use state::Record;

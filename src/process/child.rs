@@ -12,10 +12,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::null;
 
 use super::plan::{CapPlan, ChildPlan};
-use super::sys::{self, check, close, Errno};
 use super::{At, Fail, Stage};
 use crate::hooks::HookFailure;
 use crate::rootfs::setup::{self, Create};
+use crate::sys::{self, check, close, Errno};
 
 /// Message kinds from the init process to the runtime.
 pub(crate) mod msg {

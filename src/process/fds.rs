@@ -76,7 +76,7 @@ fn close_range(lo: u32, hi: u32) {
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
         let top = (lim.rlim_max.min(u64::from(hi) + 1)).min(1 << 20) as u32;
         for fd in lo..top {
-            super::sys::close(fd as RawFd);
+            crate::sys::close(fd as RawFd);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! exec: async-signal-safe, as everything in `child`.
 
 use super::plan::ChildPlan;
-use super::sys::{self, check, close, send_fd, Errno};
+use crate::sys::{self, check, close, send_fd, Errno};
 
 /// Opens a pty pair in the container's devpts, sends the master to the
 /// console socket (runc's protocol: SCM_RIGHTS, the pty name as payload)

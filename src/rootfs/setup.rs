@@ -8,8 +8,8 @@ use std::os::fd::RawFd;
 use std::ptr::null;
 
 use super::plan::{DeviceOp, MountOp, OnProc, PathPlan, RootfsPlan};
-use crate::process::sys::{self, check, close, fd_path, mount, open_in_root, Errno};
-use crate::process::{At, Fail, Stage};
+use crate::failure::{At, Fail, Stage};
+use crate::sys::{self, check, close, fd_path, mount, open_in_root, Errno};
 
 /// What to create when a path is missing.
 #[derive(Clone, Copy, PartialEq, Eq)]

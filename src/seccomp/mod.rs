@@ -272,7 +272,7 @@ pub(crate) fn load(f: &Filter) -> Result<i32, i32> {
         )
     };
     if r < 0 {
-        Err(crate::process::sys::errno())
+        Err(crate::sys::errno())
     } else {
         Ok(r as i32)
     }
