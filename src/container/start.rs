@@ -9,19 +9,7 @@ pub(super) fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
     // SAFETY: Msg is plain repr(C) integers; the length was checked.
     let m: Msg = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
     let stage = Stage::from_u32(m.a as u32).unwrap_or(Stage::Exec);
-    Some(InitError::Step {
-        stage,
-        what: match stage {
-            Stage::StartContainerHook => format!("hooks.startContainer[{}]", m.b),
-            _ => "process.args[0]".into(),
-        },
-        reason: match (stage, m.c) {
-            (_, i32::MIN) => "timed out".into(),
-            (Stage::StartContainerHook, c) if c <= 0 => format!("exit status {}", -c),
-            (Stage::StartContainerHook, c) => std::io::Error::from_raw_os_error(c).to_string(),
-            (_, c) => format!("exec: {arg0:?}: {}", spawn::errstr(c)),
-        },
-    })
+    Some(spawn::describe_program(stage, m.b, m.c, arg0, None))
 }
 
 /// Releases the init waiting on the exec fifo and returns once it has

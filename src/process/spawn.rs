@@ -395,6 +395,58 @@ pub(crate) fn errstr(e: i32) -> String {
     nix::errno::Errno::from_raw(e).desc().to_lowercase()
 }
 
+/// A failure of the program's exec or of an in-container hook, the ones
+/// the init also reports after `create` has returned (through init.err,
+/// for `start`): `index` is the hook's, `code` an errno, a hook's exit
+/// status as -status, -1000-signal for a signal, or i32::MIN for a
+/// time-out. `search_path` is PATH as searched, when known.
+pub(crate) fn describe_program(
+    stage: Stage,
+    index: u32,
+    code: i32,
+    arg0: &str,
+    search_path: Option<&str>,
+) -> InitError {
+    if let Stage::CreateContainerHook | Stage::StartContainerHook = stage {
+        let kind = if stage == Stage::CreateContainerHook {
+            "createContainer"
+        } else {
+            "startContainer"
+        };
+        // runc's words ("error running hook #0: signal: bad system
+        // call"), which tools match.
+        let reason = match code {
+            i32::MIN => "timed out".to_string(),
+            c if c <= -1000 => format!(
+                "error running hook #{index}: signal: {}",
+                signal_words(-1000 - c)
+            ),
+            c if c <= 0 => format!("error running hook #{index}: exit status {}", -c),
+            c => errstr(c),
+        };
+        return InitError::Step {
+            stage,
+            what: format!("hooks.{kind}[{index}]"),
+            reason,
+        };
+    }
+    // runc's wording, which engines parse.
+    let a = arg0;
+    let reason = match (code, a.contains('/'), search_path) {
+        (i32::MIN, _, _) => "timed out".to_string(),
+        (libc::ENOENT, false, Some(path)) => {
+            format!("exec: {a:?}: executable file not found in $PATH (looked at {path})")
+        }
+        (libc::ENOENT, true, _) => format!("exec: {a:?}: stat {a}: no such file or directory"),
+        (e, _, _) => format!("exec: {a:?}: {}", errstr(e)),
+    };
+    InitError::Step {
+        stage,
+        what: "process.args[0]".into(),
+        reason,
+    }
+}
+
 /// Turns a failure report into an error naming the config entry.
 pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
     let Some(stage) = Stage::from_u32(m.a as u32) else {
@@ -498,45 +550,9 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Capabilities => "process.capabilities".into(),
         Stage::Ambient => format!("process.capabilities.ambient: raising capability {i}"),
         Stage::NoNewPrivs => "process.noNewPrivileges".into(),
-        Stage::Executable | Stage::Exec => {
-            // runc's wording, which engines parse.
-            let a = &plan.process.arg0;
-            let reason = match (m.c, a.contains('/')) {
-                (libc::ENOENT, false) => format!(
-                    "exec: {a:?}: executable file not found in $PATH (looked at {})",
-                    plan.search_path()
-                ),
-                (libc::ENOENT, true) => format!("exec: {a:?}: stat {a}: no such file or directory"),
-                (e, _) => format!("exec: {a:?}: {}", errstr(e)),
-            };
-            return InitError::Step {
-                stage,
-                what: "process.args[0]".into(),
-                reason,
-            };
-        }
-        Stage::CreateContainerHook | Stage::StartContainerHook => {
-            let kind = if stage == Stage::CreateContainerHook {
-                "createContainer"
-            } else {
-                "startContainer"
-            };
-            // runc's words ("error running hook #0: signal: bad system
-            // call"), which tools match.
-            let reason = match m.c {
-                i32::MIN => "timed out".to_string(),
-                c if c <= -1000 => format!(
-                    "error running hook #{i}: signal: {}",
-                    signal_words(-1000 - c)
-                ),
-                c if c <= 0 => format!("error running hook #{i}: exit status {}", -c),
-                c => errstr(c),
-            };
-            return InitError::Step {
-                stage,
-                what: format!("hooks.{kind}[{i}]"),
-                reason,
-            };
+        Stage::Executable | Stage::Exec | Stage::CreateContainerHook | Stage::StartContainerHook => {
+            let path = plan.search_path();
+            return describe_program(stage, m.b, m.c, &plan.process.arg0, Some(&path));
         }
         Stage::PivotRoot => "pivot_root".into(),
         Stage::Chroot => "chroot (--no-pivot)".into(),
