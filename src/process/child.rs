@@ -276,42 +276,10 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     if let Some(rootfs) = &p.rootfs {
         setup::dev_readonly(rootfs)?;
     }
-    for (i, (res, lim)) in p.process.rlimits.iter().enumerate() {
-        // SAFETY: lim is a valid rlimit64.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_prlimit64,
-                0,
-                *res,
-                lim as *const libc::rlimit64,
-                null::<libc::rlimit64>(),
-            )
-        };
-        if r < 0 {
-            return Err(sys::errno()).at(Stage::Rlimit, i as u32);
-        }
-    }
-    if let Some(u) = p.process.umask {
-        // SAFETY: cannot fail.
-        unsafe { libc::umask(u) };
-    }
     if !late_fork {
         apparmor_on_exec(p)?;
     }
-    if let Some(persona) = p.personality {
-        // SAFETY: plain syscall with an integer argument.
-        if unsafe { libc::personality(persona) } < 0 {
-            return Err(sys::errno()).at(Stage::Personality, 0);
-        }
-    }
-    if let Some(m) = &p.mem_policy {
-        // SAFETY: nodes is a valid mask of at least maxnode bits.
-        let r =
-            unsafe { libc::syscall(libc::SYS_set_mempolicy, m.mode, m.nodes.as_ptr(), m.maxnode) };
-        if r < 0 {
-            return Err(sys::errno()).at(Stage::MemoryPolicy, 0);
-        }
-    }
+    set_process_attributes(p)?;
     // Into the working directory while still privileged (as runc), by an
     // fd resolved inside the root: neither a symlink nor `..` nor a magic
     // link can take it out of the container (CVE-2024-21626). One that
@@ -341,6 +309,57 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
         check_cwd_inside_root()?;
     }
     let exe = find_executable(p).at(Stage::Executable, 0)?;
+    exec_program(p, exe, late_fork, seccomp_late)
+}
+
+/// The process's rlimits, umask, personality and memory policy.
+fn set_process_attributes(p: &ChildPlan) -> Result<(), Fail> {
+    for (i, (res, lim)) in p.process.rlimits.iter().enumerate() {
+        // SAFETY: lim is a valid rlimit64.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                *res,
+                lim as *const libc::rlimit64,
+                null::<libc::rlimit64>(),
+            )
+        };
+        if r < 0 {
+            return Err(sys::errno()).at(Stage::Rlimit, i as u32);
+        }
+    }
+    if let Some(u) = p.process.umask {
+        // SAFETY: cannot fail.
+        unsafe { libc::umask(u) };
+    }
+    if let Some(persona) = p.personality {
+        // SAFETY: plain syscall with an integer argument.
+        if unsafe { libc::personality(persona) } < 0 {
+            return Err(sys::errno()).at(Stage::Personality, 0);
+        }
+    }
+    if let Some(m) = &p.mem_policy {
+        // SAFETY: nodes is a valid mask of at least maxnode bits.
+        let r =
+            unsafe { libc::syscall(libc::SYS_set_mempolicy, m.mode, m.nodes.as_ptr(), m.maxnode) };
+        if r < 0 {
+            return Err(sys::errno()).at(Stage::MemoryPolicy, 0);
+        }
+    }
+    Ok(())
+}
+
+/// The last steps, once the process is the user's: an `exec`'s late fork
+/// into the pid namespace, a late seccomp filter, READY and the wait for
+/// `start` (by the trampoline itself when it can), startContainer hooks,
+/// and the exec of `exe`. Returns only on failure.
+fn exec_program(
+    p: &mut ChildPlan,
+    exe: *const libc::c_char,
+    late_fork: bool,
+    seccomp_late: bool,
+) -> Result<(), Fail> {
     if late_fork {
         fork_into_namespaces(p)?;
         // The terminal's session is the process's own: made here, not in
