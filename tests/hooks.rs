@@ -179,7 +179,10 @@ fn failing_start_container_hook_fails_start() {
         json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 6"]}]});
     assert_ok(&c.create(&[]));
     let o = c.rcrun(&["start", &c.id]);
-    assert_err(&o, "hooks.startContainer[0]: error running hook #0: exit status 6");
+    assert_err(
+        &o,
+        "hooks.startContainer[0]: error running hook #0: exit status 6",
+    );
     assert!(!stdout(&o).contains("must-not-run"));
     c.wait_status("stopped");
     assert_ok(&c.rcrun(&["delete", &c.id]));

@@ -123,7 +123,7 @@ impl Runtime {
     /// # Errors
     /// [`Error`] naming the id, file or config field at fault.
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
-        Ok(self.create_with(id, bundle, opts, false)?.0)
+        Ok(self.create_or_run(id, bundle, opts, false)?.0)
     }
 
     /// Creates and starts container `id` in one go (runc's `run`, the
@@ -144,7 +144,7 @@ impl Runtime {
     /// # Errors
     /// As [`Runtime::create`] and [`Runtime::start`].
     pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
-        let (c, pending) = self.create_with(id, bundle, opts, true)?;
+        let (c, pending) = self.create_or_run(id, bundle, opts, true)?;
         let res = pending.release().and_then(|rec| self.started(id, &rec));
         if let Err(e) = res {
             let _ = self.delete(id, true);
@@ -153,7 +153,11 @@ impl Runtime {
         Ok(c)
     }
 
-    pub(super) fn create_with(
+    /// `create` and `run`: reserves the id, then [`Self::set_up`]; on
+    /// failure removes what was made (and runs poststop hooks after a
+    /// failed createContainer hook, as runc). `at_once` (`run`): the init
+    /// waits on its sync socket, not the exec fifo.
+    pub(super) fn create_or_run(
         &self,
         id: &str,
         bundle: &Path,
@@ -194,7 +198,7 @@ impl Runtime {
         }
         let entry = self.store.create(id)?;
         let mut cg = CgroupSet::default();
-        match self.create_in(&entry, &b, &opts, &mut cg, at_once) {
+        match self.set_up(&entry, &b, &opts, &mut cg, at_once) {
             Ok(c) => Ok(c),
             Err(e) => {
                 let _ = cg.remove();
@@ -231,7 +235,9 @@ impl Runtime {
         }
     }
 
-    pub(super) fn create_in(
+    /// Inside the reserved entry: the bundle's plan and cgroups, then
+    /// [`Self::spawn_init`].
+    pub(super) fn set_up(
         &self,
         entry: &Entry,
         b: &Bundle,
@@ -293,10 +299,10 @@ impl Runtime {
             }
             apply(cg)?;
         }
-        self.create_spawn(entry, b, opts, cg, &inner, plan, apply, at_once)
+        self.spawn_init(entry, b, opts, cg, &inner, plan, apply, at_once)
     }
 
-    /// The container's cgroups, made now (see `create_in`).
+    /// The container's cgroups, made now (see `set_up`).
     pub(super) fn make_cgroups(
         &self,
         hier: &Hierarchy,
@@ -338,10 +344,10 @@ impl Runtime {
         Ok(())
     }
 
-    /// `create_in` once the plan is made: the state, the init, and (when
+    /// `set_up` once the plan is made: the state, the init, and (when
     /// it joins late) the v1 cgroups while it mounts.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn create_spawn(
+    pub(super) fn spawn_init(
         &self,
         entry: &Entry,
         b: &Bundle,
@@ -379,28 +385,8 @@ impl Runtime {
         )?;
         let stdio = opts.stdio.attach(&mut plan, terminal, min_fd)?;
 
-        let state = State {
-            oci_version: b.spec.version().clone(),
-            id: id.to_string(),
-            pid: 0,
-            status: Status::Creating,
-            bundle: b.path.clone(),
-            rootfs: b.rootfs.clone(),
-            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-            // Filled in when the state is shown (owner_of).
-            owner: String::new(),
-            annotations: b.spec.annotations().clone().unwrap_or_default(),
-            exit: None,
-        };
-        let mut rec = Record {
-            state: state.clone(),
-            init_start_time: 0,
-            cgroup: cg.clone(),
-            hooks: b.spec.hooks().clone(),
-            no_process: b.spec.process().is_none(),
-            process: b.spec.process().clone(),
-            seccomp: linux.seccomp().clone(),
-        };
+        let mut rec = first_record(id, b, cg);
+        let state = rec.state.clone();
         if !plan.late_cgroups {
             entry.write(&rec)?;
         }
@@ -496,5 +482,32 @@ impl Runtime {
                 waiter,
             },
         ))
+    }
+}
+
+/// The record of a container being created: status `creating`, no pid
+/// yet.
+fn first_record(id: &str, b: &Bundle, cg: &CgroupSet) -> Record {
+    let linux = b.spec.linux().as_ref().expect("validated");
+    Record {
+        state: State {
+            oci_version: b.spec.version().clone(),
+            id: id.to_string(),
+            pid: 0,
+            status: Status::Creating,
+            bundle: b.path.clone(),
+            rootfs: b.rootfs.clone(),
+            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            // Filled in when the state is shown (owner_of).
+            owner: String::new(),
+            annotations: b.spec.annotations().clone().unwrap_or_default(),
+            exit: None,
+        },
+        init_start_time: 0,
+        cgroup: cg.clone(),
+        hooks: b.spec.hooks().clone(),
+        no_process: b.spec.process().is_none(),
+        process: b.spec.process().clone(),
+        seccomp: linux.seccomp().clone(),
     }
 }

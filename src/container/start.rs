@@ -8,8 +8,8 @@ pub(super) fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
     }
     // SAFETY: Msg is plain repr(C) integers; the length was checked.
     let m: Msg = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
-    let stage = Stage::from_u32(m.a as u32).unwrap_or(Stage::Exec);
-    Some(spawn::describe_program(stage, m.b, m.c, arg0, None))
+    let stage = Stage::from_u32(m.value as u32).unwrap_or(Stage::Exec);
+    Some(spawn::describe_program(stage, m.index, m.errno, arg0, None))
 }
 
 /// Releases the init waiting on the exec fifo and returns once it has

@@ -43,10 +43,14 @@ pub(crate) mod msg {
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Msg {
+    /// One of `msg::*`.
     pub kind: u32,
-    pub a: i32,
-    pub b: u32,
-    pub c: i32,
+    /// FAIL: the [`Stage`]; PID: the pid.
+    pub value: i32,
+    /// FAIL: the index of the config entry at fault.
+    pub index: u32,
+    /// FAIL: the errno, or a hook's status (see `spawn::describe_program`).
+    pub errno: i32,
 }
 
 fn send(fd: RawFd, m: Msg) -> Result<(), Errno> {
@@ -121,9 +125,9 @@ pub(crate) fn run(p: &mut ChildPlan) -> ! {
         Err(f) => {
             let m = Msg {
                 kind: msg::FAIL,
-                a: f.stage as i32,
-                b: f.index,
-                c: f.errno,
+                value: f.stage as i32,
+                index: f.index,
+                errno: f.errno,
             };
             // The runtime listens until create returns; after that only
             // `start` can learn of a failure, from the error file.
@@ -429,7 +433,7 @@ fn fork_into_namespaces(p: &mut ChildPlan) -> Result<(), Fail> {
             p.sync_fd,
             Msg {
                 kind: msg::PID,
-                a: pid,
+                value: pid,
                 ..Msg::default()
             },
         )

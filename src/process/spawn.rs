@@ -302,9 +302,9 @@ fn drive(
                 send_go(fd, &payload)?;
             }
             msg::PID => {
-                *init_pid = m.a;
+                *init_pid = m.value;
                 let _ = cb.waiter.wait(pid);
-                send_go(fd, &state_payload(plan, cb, m.a))?;
+                send_go(fd, &state_payload(plan, cb, m.value))?;
             }
             msg::HOOKS => {
                 (cb.runtime_hooks)(*init_pid)?;
@@ -449,10 +449,10 @@ pub(crate) fn describe_program(
 
 /// Turns a failure report into an error naming the config entry.
 pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
-    let Some(stage) = Stage::from_u32(m.a as u32) else {
-        return InitError::Died(format!("unknown failure {}", m.a));
+    let Some(stage) = Stage::from_u32(m.value as u32) else {
+        return InitError::Died(format!("unknown failure {}", m.value));
     };
-    let i = m.b as usize;
+    let i = m.index as usize;
     let cs = |c: &CStr| c.to_string_lossy().into_owned();
     let empty;
     let rootfs = match &plan.rootfs {
@@ -507,7 +507,7 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::RootBind | Stage::RootPropagation => {
             format!("root.path {}", cs(&rootfs.rootfs))
         }
-        Stage::MaskedPath if m.b == u32::MAX => {
+        Stage::MaskedPath if m.index == u32::MAX => {
             "linux.maskedPaths: /dev/null is not the null device".into()
         }
         Stage::MaskedPath => format!(
@@ -550,9 +550,12 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
         Stage::Capabilities => "process.capabilities".into(),
         Stage::Ambient => format!("process.capabilities.ambient: raising capability {i}"),
         Stage::NoNewPrivs => "process.noNewPrivileges".into(),
-        Stage::Executable | Stage::Exec | Stage::CreateContainerHook | Stage::StartContainerHook => {
+        Stage::Executable
+        | Stage::Exec
+        | Stage::CreateContainerHook
+        | Stage::StartContainerHook => {
             let path = plan.search_path();
-            return describe_program(stage, m.b, m.c, &plan.process.arg0, Some(&path));
+            return describe_program(stage, m.index, m.errno, &plan.process.arg0, Some(&path));
         }
         Stage::PivotRoot => "pivot_root".into(),
         Stage::Chroot => "chroot (--no-pivot)".into(),
@@ -567,6 +570,6 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
     InitError::Step {
         stage,
         what,
-        reason: errstr(m.c),
+        reason: errstr(m.errno),
     }
 }
