@@ -289,8 +289,8 @@ impl Runtime {
             let memfd = trampoline::load().map_err(|e| Error::io("the exec trampoline", e))?;
             plan.use_trampoline(memfd);
         }
-        plan.late_cgroups = maybe_late && plan.can_join_cgroups_late();
-        if plan.late_cgroups {
+        plan.wiring.late_cgroups = maybe_late && plan.can_join_cgroups_late();
+        if plan.wiring.late_cgroups {
             // CLONE_INTO_CGROUP needs the cgroup2 leaf before the clone.
             cg.make(&inner, Part::Unified)?;
         } else {
@@ -366,13 +366,13 @@ impl Runtime {
         // later failure (startContainer hook, exec) from init.err; `run`
         // needs neither: it keeps the sync socket (release_at_once).
         let (fifo_fd, err_fd) = if at_once {
-            plan.go_after_ready = true;
+            plan.wiring.go_after_ready = true;
             (None, None)
         } else {
             let fifo_fd = open_exec_fifo(entry, min_fd)?;
             let err_fd = open_init_err(entry, min_fd)?;
-            plan.fifo_fd = fifo_fd.as_raw_fd();
-            plan.err_fd = err_fd.as_raw_fd();
+            plan.wiring.fifo_fd = fifo_fd.as_raw_fd();
+            plan.wiring.err_fd = err_fd.as_raw_fd();
             (Some(fifo_fd), Some(err_fd))
         };
         let terminal = b.terminal();
@@ -387,7 +387,7 @@ impl Runtime {
 
         let mut rec = first_record(id, b, cg);
         let state = rec.state.clone();
-        if !plan.late_cgroups {
+        if !plan.wiring.late_cgroups {
             entry.write(&rec)?;
         }
 
@@ -426,7 +426,7 @@ impl Runtime {
             waiter: &waiter,
         };
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
-        if plan.late_cgroups {
+        if plan.wiring.late_cgroups {
             // The init mounts meanwhile (on the other CPU); an error here
             // drops `cloned`, which kills it.
             cg.make(inner, Part::Legacy)?;

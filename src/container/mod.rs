@@ -360,7 +360,7 @@ fn attach_console(
         _ => None,
     };
     let fd = fd.map(|fd| raise_fd(fd, min_fd)).transpose()?;
-    plan.console_fd = fd.as_ref().map_or(-1, |c| c.as_raw_fd());
+    plan.wiring.console_fd = fd.as_ref().map_or(-1, |c| c.as_raw_fd());
     Ok(fd)
 }
 

@@ -79,7 +79,7 @@ impl Stdio {
             }
             // SAFETY: fcntl returned a new fd that nothing else owns.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) };
-            plan.stdio[i] = fd.as_raw_fd();
+            plan.wiring.stdio[i] = fd.as_raw_fd();
             held.push(fd);
         }
         Ok(held)

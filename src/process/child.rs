@@ -73,7 +73,7 @@ fn send(fd: RawFd, m: Msg) -> Result<(), Errno> {
 /// Sends the runtime a message of `kind` with no arguments.
 fn tell(p: &ChildPlan, kind: u32) -> Result<(), Fail> {
     send(
-        p.sync_fd,
+        p.wiring.sync_fd,
         Msg {
             kind,
             ..Msg::default()
@@ -86,7 +86,14 @@ fn tell(p: &ChildPlan, kind: u32) -> Result<(), Fail> {
 fn wait_go(p: &mut ChildPlan) -> Result<(), Fail> {
     loop {
         // SAFETY: msg_buf is a valid, writable buffer of its length.
-        let n = unsafe { libc::recv(p.sync_fd, p.msg_buf.as_mut_ptr().cast(), p.msg_buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                p.wiring.sync_fd,
+                p.wiring.msg_buf.as_mut_ptr().cast(),
+                p.wiring.msg_buf.len(),
+                0,
+            )
+        };
         if n < 0 && sys::errno() == libc::EINTR {
             continue;
         }
@@ -95,12 +102,17 @@ fn wait_go(p: &mut ChildPlan) -> Result<(), Fail> {
             // SAFETY: _exit is always safe.
             unsafe { libc::_exit(1) };
         }
-        let kind = u32::from_ne_bytes([p.msg_buf[0], p.msg_buf[1], p.msg_buf[2], p.msg_buf[3]]);
+        let kind = u32::from_ne_bytes([
+            p.wiring.msg_buf[0],
+            p.wiring.msg_buf[1],
+            p.wiring.msg_buf[2],
+            p.wiring.msg_buf[3],
+        ]);
         if kind != msg::GO {
             return Err(libc::EPROTO).at(Stage::Sync, 0);
         }
         if n > 4 {
-            p.state_len = n as usize - 4;
+            p.wiring.state_len = n as usize - 4;
         }
         return Ok(());
     }
@@ -108,13 +120,13 @@ fn wait_go(p: &mut ChildPlan) -> Result<(), Fail> {
 
 /// The state for createContainer hooks (`creating`).
 fn state(p: &ChildPlan) -> &[u8] {
-    let s = &p.msg_buf[4..4 + p.state_len];
+    let s = &p.wiring.msg_buf[4..4 + p.wiring.state_len];
     s.split(|&b| b == 0).next().unwrap_or_default()
 }
 
 /// The state for startContainer hooks (`created`).
 fn start_state(p: &ChildPlan) -> &[u8] {
-    let s = &p.msg_buf[4..4 + p.state_len];
+    let s = &p.wiring.msg_buf[4..4 + p.wiring.state_len];
     s.split(|&b| b == 0).nth(1).unwrap_or_default()
 }
 
@@ -131,12 +143,12 @@ pub(crate) fn run(p: &mut ChildPlan) -> ! {
             };
             // The runtime listens until create returns; after that only
             // `start` can learn of a failure, from the error file.
-            let _ = send(p.sync_fd, m);
-            if p.err_fd >= 0 {
+            let _ = send(p.wiring.sync_fd, m);
+            if p.wiring.err_fd >= 0 {
                 // SAFETY: writing a plain repr(C) value to our own fd.
                 unsafe {
                     libc::pwrite(
-                        p.err_fd,
+                        p.wiring.err_fd,
                         (&m as *const Msg).cast(),
                         std::mem::size_of::<Msg>(),
                         0,
@@ -190,7 +202,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     close_stray_fds(p)?;
     // Join the container's v1 cgroups first, before this process uses
     // any resource: as the calling thread, which takes no host-wide lock.
-    for (i, &fd) in p.cgroup_tasks.iter().enumerate() {
+    for (i, &fd) in p.wiring.cgroup_tasks.iter().enumerate() {
         join_tasks(fd, i as u32)?;
     }
     // Non-dumpable until the exec (which resets it for the user's
@@ -202,7 +214,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     // The runtime writes our uid_map/gid_map now; /proc/<pid> of a
     // non-dumpable process belongs to root, which a rootless runtime is
     // not (runc opens the same window).
-    if p.ns_handshake {
+    if p.wiring.ns_handshake {
         if p.ns.new_user {
             set_dumpable(true);
         }
@@ -234,7 +246,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
             }
         }
     }
-    if p.ns.new_cgroup && !p.late_cgroups {
+    if p.ns.new_cgroup && !p.wiring.late_cgroups {
         enter_cgroupns()?;
     }
     if p.process.terminal && !late_fork {
@@ -251,7 +263,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
     if !p.process.has_process {
         // Nothing to run: the trampoline (or this process) waits for
         // `start`, which reports the error, and exits.
-        if p.trampoline.is_some() {
+        if p.wiring.trampoline.is_some() {
             close_on_exec(p);
             exec_through_trampoline(p, None);
             return Err(sys::errno()).at(Stage::Exec, 0);
@@ -274,7 +286,7 @@ fn init(p: &mut ChildPlan) -> Result<(), Fail> {
             return Err(sys::errno()).at(Stage::Keyring, 0);
         }
     }
-    if p.console_fd >= 0 && !late_fork {
+    if p.wiring.console_fd >= 0 && !late_fork {
         super::pty::console(p).at(Stage::Console, 1)?;
     }
     if let Some(rootfs) = &p.rootfs {
@@ -372,7 +384,7 @@ fn exec_program(
             // SAFETY: plain syscall.
             check(unsafe { libc::setsid() }).at(Stage::Console, 0)?;
         }
-        if p.console_fd >= 0 {
+        if p.wiring.console_fd >= 0 {
             super::pty::console(p).at(Stage::Console, 1)?;
         }
         // Through the container's procfs, where only a process of its pid
@@ -383,7 +395,7 @@ fn exec_program(
         load_seccomp(p)?;
     }
 
-    if p.trampoline.is_some() && p.start_container.is_empty() {
+    if p.wiring.trampoline.is_some() && p.start_container.is_empty() {
         // The trampoline tells the runtime READY and waits for `start`
         // itself: from the moment the container exists, no process in it
         // is the rcrun binary (CVE-2019-5736; see super::trampoline).
@@ -397,7 +409,7 @@ fn exec_program(
             .map_err(|e| hook_fail(Stage::StartContainerHook, i, e))?;
     }
     close_on_exec(p);
-    if p.trampoline.is_some() {
+    if p.wiring.trampoline.is_some() {
         exec_through_trampoline(p, Some(exe));
     } else {
         // SAFETY: exe and both arrays are NUL-terminated and prepared.
@@ -430,7 +442,7 @@ fn fork_into_namespaces(p: &mut ChildPlan) -> Result<(), Fail> {
     let pid = sys::fork(libc::CLONE_PARENT).at(Stage::Fork, 0)?;
     if pid > 0 {
         send(
-            p.sync_fd,
+            p.wiring.sync_fd,
             Msg {
                 kind: msg::PID,
                 value: pid,
@@ -464,7 +476,7 @@ fn close_on_exec(p: &ChildPlan) {
 /// spawner, so none is at 0-2) at 0, 1 and 2; their originals are closed
 /// with the other stray fds.
 fn place_stdio(p: &ChildPlan) -> Result<(), Fail> {
-    for (i, &fd) in p.stdio.iter().enumerate() {
+    for (i, &fd) in p.wiring.stdio.iter().enumerate() {
         if fd >= 0 {
             // SAFETY: plain dup2 of an fd the plan owns onto a standard one.
             check(unsafe { libc::dup2(fd, i as libc::c_int) }).at(Stage::Stdio, i as u32)?;
@@ -477,16 +489,21 @@ fn place_stdio(p: &ChildPlan) -> Result<(), Fail> {
 fn close_stray_fds(p: &ChildPlan) -> Result<(), Fail> {
     let mut keep = super::fds::Keep::new();
     let mut ok = true;
-    for fd in [p.sync_fd, p.err_fd, p.fifo_fd, p.console_fd] {
+    for fd in [
+        p.wiring.sync_fd,
+        p.wiring.err_fd,
+        p.wiring.fifo_fd,
+        p.wiring.console_fd,
+    ] {
         ok &= keep.add(fd);
     }
-    if let Some(t) = &p.trampoline {
+    if let Some(t) = &p.wiring.trampoline {
         ok &= keep.add(t.as_raw_fd());
     }
     for &(fd, _) in &p.join_fds {
         ok &= keep.add(fd);
     }
-    for &fd in &p.cgroup_tasks {
+    for &fd in &p.wiring.cgroup_tasks {
         ok &= keep.add(fd);
     }
     for f in p.rootfs.iter().flat_map(|r| &r.source_fds) {
@@ -536,13 +553,13 @@ fn enter_cwd(p: &ChildPlan) -> Result<(), Fail> {
 /// trampoline's exec: they lose close-on-exec here, and the trampoline
 /// sets it again.
 fn exec_through_trampoline(p: &mut ChildPlan, exe: Option<*const libc::c_char>) {
-    let Some(tfd) = p.trampoline.as_ref().map(|t| t.as_raw_fd()) else {
+    let Some(tfd) = p.wiring.trampoline.as_ref().map(|t| t.as_raw_fd()) else {
         return;
     };
     // It tells the runtime READY and waits for `start` unless this
     // process already did (startContainer hooks ran here).
     let (ready, go) = if p.start_container.is_empty() {
-        let go = if p.fifo_fd < 0 && p.go_after_ready {
+        let go = if p.wiring.fifo_fd < 0 && p.wiring.go_after_ready {
             msg::GO
         } else {
             0
@@ -551,7 +568,7 @@ fn exec_through_trampoline(p: &mut ChildPlan, exe: Option<*const libc::c_char>) 
     } else {
         (0, 0)
     };
-    let fds = [p.sync_fd, p.err_fd, p.fifo_fd];
+    let fds = [p.wiring.sync_fd, p.wiring.err_fd, p.wiring.fifo_fd];
     for fd in fds.into_iter().filter(|&fd| fd >= 0) {
         // SAFETY: F_SETFD on an fd of ours.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
@@ -560,7 +577,7 @@ fn exec_through_trampoline(p: &mut ChildPlan, exe: Option<*const libc::c_char>) 
     }
     let [s, e, f] = fds.map(i64::from);
     super::trampoline::header(
-        &mut p.trampoline_header,
+        &mut p.wiring.trampoline_header,
         [
             msg::FAIL as i64,
             Stage::Exec as i64,
@@ -573,8 +590,8 @@ fn exec_through_trampoline(p: &mut ChildPlan, exe: Option<*const libc::c_char>) 
     );
     // The argv was sized in the plan: these writes do not allocate. With
     // no program, argv[1] is its end.
-    p.trampoline_argv[0] = p.trampoline_header.as_ptr().cast();
-    p.trampoline_argv[1] = exe.unwrap_or(null());
+    p.wiring.trampoline_argv[0] = p.wiring.trampoline_header.as_ptr().cast();
+    p.wiring.trampoline_argv[1] = exe.unwrap_or(null());
     // SAFETY: tfd is the trampoline's memfd; argv and envp are
     // NULL-terminated arrays of NUL-terminated strings.
     unsafe {
@@ -582,7 +599,7 @@ fn exec_through_trampoline(p: &mut ChildPlan, exe: Option<*const libc::c_char>) 
             libc::SYS_execveat,
             tfd,
             c"".as_ptr(),
-            p.trampoline_argv.as_ptr(),
+            p.wiring.trampoline_argv.as_ptr(),
             p.process.envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         );
@@ -596,7 +613,7 @@ fn build_container(
     rootfs: &crate::rootfs::plan::RootfsPlan,
 ) -> Result<(), Fail> {
     let root = setup::prepare(rootfs)?;
-    if p.late_cgroups {
+    if p.wiring.late_cgroups {
         let (before, after) = rootfs.mounts.split_at(rootfs.cgroup_at);
         setup::mount_some(before, root)?;
         join_cgroups_late(p)?;
@@ -690,7 +707,7 @@ fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
     mh.msg_controllen = std::mem::size_of_val(&ctl) as _;
     let n = loop {
         // SAFETY: mh describes valid, writable buffers.
-        let n = unsafe { libc::recvmsg(p.sync_fd, &mut mh, libc::MSG_CMSG_CLOEXEC) };
+        let n = unsafe { libc::recvmsg(p.wiring.sync_fd, &mut mh, libc::MSG_CMSG_CLOEXEC) };
         if n < 0 && sys::errno() == libc::EINTR {
             continue;
         }
@@ -741,9 +758,9 @@ fn join_cgroups_late(p: &mut ChildPlan) -> Result<(), Fail> {
 /// (the exec fifo) or, for `run`, the runtime's go on the sync socket.
 fn ready_then_wait(p: &mut ChildPlan) -> Result<(), Fail> {
     tell(p, msg::READY)?;
-    if p.fifo_fd >= 0 {
-        wait_for_start(p.fifo_fd);
-    } else if p.go_after_ready {
+    if p.wiring.fifo_fd >= 0 {
+        wait_for_start(p.wiring.fifo_fd);
+    } else if p.wiring.go_after_ready {
         wait_go(p)?;
     }
     Ok(())
@@ -819,7 +836,7 @@ fn load_seccomp(p: &mut ChildPlan) -> Result<(), Fail> {
         let bytes = unsafe {
             std::slice::from_raw_parts((&m as *const Msg).cast::<u8>(), std::mem::size_of::<Msg>())
         };
-        let sent = sys::send_fd(p.sync_fd, bytes, fd);
+        let sent = sys::send_fd(p.wiring.sync_fd, bytes, fd);
         close(fd);
         sent.at(Stage::Seccomp, 1)?;
         wait_go(p)?;

@@ -38,6 +38,7 @@ pub(crate) mod plan;
 pub(crate) mod pty;
 pub(crate) mod spawn;
 pub(crate) mod trampoline;
+pub(crate) mod wiring;
 
 pub(crate) use crate::failure::{At, Fail};
 pub use crate::failure::{InitError, Stage};

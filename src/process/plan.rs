@@ -77,45 +77,9 @@ pub(crate) struct ChildPlan {
     pub mem_policy: Option<super::affinity::MemPolicy>,
     /// The compiled `linux.seccomp` filter.
     pub seccomp: Option<crate::seccomp::Filter>,
-    /// Filled in by the spawner.
-    pub sync_fd: RawFd,
-    /// The `tasks` files of the container's v1 cgroups: the init writes
-    /// `0` to each before anything else (see `CgroupSet::open_join`).
-    pub cgroup_tasks: Vec<RawFd>,
-    /// Their paths, for error messages.
-    pub cgroup_task_paths: Vec<String>,
-    pub fifo_fd: RawFd,
-    /// Without a fifo (`run`): wait for the runtime's go after READY.
-    pub go_after_ready: bool,
-    /// Stop once in the namespaces until the runtime answers NS_READY:
-    /// it writes the id maps, moves the init into a cgroup that
-    /// CLONE_INTO_CGROUP could not, starts the grandchild's wait (joined
-    /// pid namespace) or sends the state for hooks that run in the
-    /// container. Without any of those the round trip is skipped (set by
-    /// the spawner).
-    pub ns_handshake: bool,
-    /// Join the v1 cgroups late: the runtime creates them while the init
-    /// makes `rootfs.mounts[..cgroup_at]`, then sends their `tasks` files
-    /// (msg::CGROUPS); the init writes itself to each and only then
-    /// enters its cgroup namespace. The two CPUs' worth of set-up overlap.
-    pub late_cgroups: bool,
-    /// A file in the state directory for failures after `start`.
-    pub err_fd: RawFd,
-    /// The exec trampoline's sealed memfd ([`super::trampoline`]): the
-    /// init executes it, and it the user's program. None when the runtime
-    /// runs sealed itself (or for `exec`).
-    pub trampoline: Option<std::os::fd::OwnedFd>,
-    /// The trampoline's argv: its header (written by the init), the
-    /// program's path (found by the init), then `process.argv`.
-    pub trampoline_argv: Vec<*const libc::c_char>,
-    pub trampoline_header: [u8; super::trampoline::HEADER_CAP],
-    pub console_fd: RawFd,
-    /// The fds the init puts at 0, 1 and 2 before anything else (-1:
-    /// keep the runtime's own), set by the spawner from [`crate::Stdio`].
-    pub stdio: [RawFd; 3],
-    /// Receives the state JSON for hooks (4-byte message kind first).
-    pub msg_buf: Vec<u8>,
-    pub state_len: usize,
+    /// The runtime's side: fds, flags and buffers the spawner sets
+    /// (not from the config).
+    pub wiring: super::wiring::Wiring,
 }
 
 /// Options of `create` that shape the plan.
@@ -216,8 +180,8 @@ impl ChildPlan {
     pub(crate) fn use_trampoline(&mut self, memfd: std::os::fd::OwnedFd) {
         let mut argv = vec![std::ptr::null(); 2];
         argv.extend_from_slice(self.process.argv.ptrs());
-        self.trampoline_argv = argv;
-        self.trampoline = Some(memfd);
+        self.wiring.trampoline_argv = argv;
+        self.wiring.trampoline = Some(memfd);
     }
 
     /// Whether the init can join its v1 cgroups late: it builds a rootfs
@@ -352,21 +316,7 @@ impl ChildPlan {
             oom_score_adj: None,
             keyring: None,
             seccomp: None,
-            sync_fd: -1,
-            cgroup_tasks: Vec::new(),
-            cgroup_task_paths: Vec::new(),
-            fifo_fd: -1,
-            go_after_ready: false,
-            ns_handshake: true,
-            late_cgroups: false,
-            err_fd: -1,
-            trampoline: None,
-            trampoline_argv: Vec::new(),
-            trampoline_header: [0; super::trampoline::HEADER_CAP],
-            console_fd: -1,
-            stdio: [-1; 3],
-            msg_buf: Vec::new(),
-            state_len: 0,
+            wiring: super::wiring::Wiring::default(),
         }
     }
 

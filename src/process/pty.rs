@@ -35,7 +35,7 @@ pub(crate) fn console(p: &ChildPlan) -> Result<(), Errno> {
         }
         let mut name = [0u8; 32];
         let len = pts_name(&mut name, n);
-        send_fd(p.console_fd, &name[..len], master)?;
+        send_fd(p.wiring.console_fd, &name[..len], master)?;
         // config-linux.md: /dev/console is the pty. Refuse a symlink
         // planted there (CVE-2025-52565): create a plain file, bind the
         // pty from its fd.
@@ -83,7 +83,7 @@ pub(crate) fn console(p: &ChildPlan) -> Result<(), Errno> {
         Ok(())
     })();
     close(master);
-    close(p.console_fd);
+    close(p.wiring.console_fd);
     r
 }
 

@@ -142,7 +142,7 @@ pub(crate) struct Cloned {
 
 /// Clones the init process. It joins `cgroups` at birth (the cgroup it
 /// joins before it does anything else), all of them unless it joins the
-/// v1 ones late (`plan.late_cgroups`, see [`Cloned::send_cgroups`]).
+/// v1 ones late (`plan.wiring.late_cgroups`, see [`Cloned::send_cgroups`]).
 pub(crate) fn clone_init(
     plan: &mut ChildPlan,
     cgroups: &CgroupSet,
@@ -157,14 +157,14 @@ pub(crate) fn clone_init(
     .map_err(|e| InitError::Spawn(e.into()))?;
     let min = 3 + plan.process.preserve_fds;
     let theirs = raise_fd(theirs, min)?;
-    plan.sync_fd = theirs.as_raw_fd();
+    plan.wiring.sync_fd = theirs.as_raw_fd();
     // Room for the two state documents with any pid.
     let room = 4 + state_payload(plan, cb, i32::MAX).len() + 64;
-    plan.msg_buf = vec![0u8; room];
+    plan.wiring.msg_buf = vec![0u8; room];
 
     // Join the cgroup at birth (CgroupSet::open_join): v1 through the
     // init's own write to `tasks`, cgroup2 through CLONE_INTO_CGROUP.
-    let part = if plan.late_cgroups {
+    let part = if plan.wiring.late_cgroups {
         Part::Unified
     } else {
         Part::All
@@ -173,11 +173,13 @@ pub(crate) fn clone_init(
     let mut task_fds = Vec::with_capacity(join.tasks.len());
     for (fd, path) in join.tasks {
         task_fds.push(raise_fd(fd, min)?);
-        plan.cgroup_task_paths.push(path.display().to_string());
+        plan.wiring
+            .cgroup_task_paths
+            .push(path.display().to_string());
     }
-    plan.cgroup_tasks = task_fds.iter().map(|f| f.as_raw_fd()).collect();
+    plan.wiring.cgroup_tasks = task_fds.iter().map(|f| f.as_raw_fd()).collect();
     let mut late_join = Vec::new();
-    plan.ns_handshake = plan.needs_ns_handshake();
+    plan.wiring.ns_handshake = plan.needs_ns_handshake();
     let forked = match &join.unified {
         Some((dir, path)) => match sys::fork_into(plan.ns.clone_flags, dir.as_raw_fd()) {
             // Old kernel, or a cgroup CLONE_INTO_CGROUP refuses: the
@@ -185,7 +187,7 @@ pub(crate) fn clone_init(
             // init goes on (a new cgroup namespace is rooted where it is).
             Err(_) => {
                 late_join.push(path.clone());
-                plan.ns_handshake = true;
+                plan.wiring.ns_handshake = true;
                 sys::fork(plan.ns.clone_flags)
             }
             r => r,
@@ -229,7 +231,8 @@ impl Cloned {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let Some(ours) = &self.ours else { return };
         let fds: Vec<RawFd> = tasks.iter().map(|(f, _)| f.as_raw_fd()).collect();
-        plan.cgroup_task_paths = tasks.iter().map(|(_, p)| p.display().to_string()).collect();
+        plan.wiring.cgroup_task_paths =
+            tasks.iter().map(|(_, p)| p.display().to_string()).collect();
         let kind = msg::CGROUPS.to_ne_bytes();
         let iov = [std::io::IoSlice::new(&kind)];
         let cmsg = [ControlMessage::ScmRights(&fds)];
@@ -472,7 +475,8 @@ pub(crate) fn describe(plan: &ChildPlan, m: Msg) -> InitError {
     let what = match stage {
         Stage::CgroupJoin => format!(
             "cgroup: joining through {}",
-            plan.cgroup_task_paths
+            plan.wiring
+                .cgroup_task_paths
                 .get(i)
                 .map(String::as_str)
                 .unwrap_or_default()
