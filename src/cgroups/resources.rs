@@ -255,54 +255,7 @@ pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
         o.v = v1_devices(&device_rules(Some(devs))?, devs.len());
     }
     if let Some(m) = res.memory() {
-        // With swap, the order matters: memsw must stay >= limit at every step.
-        if let Some(l) = m.limit().filter(|l| *l != 0) {
-            o.push(
-                "memory",
-                "memory.limit_in_bytes",
-                limit_v1(l),
-                "memory.limit",
-            );
-        }
-        if let Some(s) = m.swap().filter(|s| *s != 0) {
-            o.push(
-                "memory",
-                "memory.memsw.limit_in_bytes",
-                limit_v1(s),
-                "memory.swap",
-            );
-        }
-        if let Some(r) = m.reservation().filter(|r| *r != 0) {
-            o.push(
-                "memory",
-                "memory.soft_limit_in_bytes",
-                limit_v1(r),
-                "memory.reservation",
-            );
-        }
-        if let Some(k) = m.kernel_tcp().filter(|k| *k != 0) {
-            o.push(
-                "memory",
-                "memory.kmem.tcp.limit_in_bytes",
-                limit_v1(k),
-                "memory.kernelTCP",
-            );
-        }
-        if let Some(s) = m.swappiness() {
-            if s > 100 {
-                return Err(unsupported(
-                    "memory.swappiness",
-                    "must be between 0 and 100",
-                ));
-            }
-            o.push("memory", "memory.swappiness", s, "memory.swappiness");
-        }
-        if m.disable_oom_killer() == Some(true) {
-            o.push("memory", "memory.oom_control", 1, "memory.disableOOMKiller");
-        }
-        if m.use_hierarchy() == Some(true) {
-            o.push("memory", "memory.use_hierarchy", 1, "memory.useHierarchy");
-        }
+        v1_memory(&mut o, m)?;
     }
     if let Some(c) = res.cpu() {
         if let Some(s) = c.shares().filter(|s| *s != 0) {
@@ -326,61 +279,7 @@ pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
     }
     cpuset_idle_pids(&mut o, res, ["cpu", "cpuset", "pids"]);
     if let Some(b) = res.block_io() {
-        if let Some(w) = b.weight().filter(|w| *w != 0) {
-            o.push("blkio", "blkio.weight", w, "blockIO.weight");
-        }
-        if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
-            o.push("blkio", "blkio.leaf_weight", w, "blockIO.leafWeight");
-        }
-        for (i, d) in b.weight_device().iter().flatten().enumerate() {
-            if let Some(w) = d.weight() {
-                o.push(
-                    "blkio",
-                    "blkio.weight_device",
-                    format!("{}:{} {w}", d.major(), d.minor()),
-                    &format!("blockIO.weightDevice[{i}]"),
-                );
-            }
-            if let Some(w) = d.leaf_weight() {
-                o.push(
-                    "blkio",
-                    "blkio.leaf_weight_device",
-                    format!("{}:{} {w}", d.major(), d.minor()),
-                    &format!("blockIO.weightDevice[{i}].leafWeight"),
-                );
-            }
-        }
-        for (list, file, name) in [
-            (
-                b.throttle_read_bps_device(),
-                "blkio.throttle.read_bps_device",
-                "throttleReadBpsDevice",
-            ),
-            (
-                b.throttle_write_bps_device(),
-                "blkio.throttle.write_bps_device",
-                "throttleWriteBpsDevice",
-            ),
-            (
-                b.throttle_read_iops_device(),
-                "blkio.throttle.read_iops_device",
-                "throttleReadIOPSDevice",
-            ),
-            (
-                b.throttle_write_iops_device(),
-                "blkio.throttle.write_iops_device",
-                "throttleWriteIOPSDevice",
-            ),
-        ] {
-            for (i, d) in list.iter().flatten().enumerate() {
-                o.push(
-                    "blkio",
-                    file,
-                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-                    &format!("blockIO.{name}[{i}]"),
-                );
-            }
-        }
+        v1_blkio(&mut o, b);
     }
     for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
         o.push(
@@ -411,6 +310,118 @@ pub fn v1(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
         ));
     }
     Ok(o.v)
+}
+
+/// `memory` on cgroup v1.
+fn v1_memory(o: &mut Out, m: &oci_spec::runtime::LinuxMemory) -> Result<(), Unsupported> {
+    // With swap, the order matters: memsw must stay >= limit at every step.
+    if let Some(l) = m.limit().filter(|l| *l != 0) {
+        o.push(
+            "memory",
+            "memory.limit_in_bytes",
+            limit_v1(l),
+            "memory.limit",
+        );
+    }
+    if let Some(s) = m.swap().filter(|s| *s != 0) {
+        o.push(
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            limit_v1(s),
+            "memory.swap",
+        );
+    }
+    if let Some(r) = m.reservation().filter(|r| *r != 0) {
+        o.push(
+            "memory",
+            "memory.soft_limit_in_bytes",
+            limit_v1(r),
+            "memory.reservation",
+        );
+    }
+    if let Some(k) = m.kernel_tcp().filter(|k| *k != 0) {
+        o.push(
+            "memory",
+            "memory.kmem.tcp.limit_in_bytes",
+            limit_v1(k),
+            "memory.kernelTCP",
+        );
+    }
+    if let Some(s) = m.swappiness() {
+        if s > 100 {
+            return Err(unsupported(
+                "memory.swappiness",
+                "must be between 0 and 100",
+            ));
+        }
+        o.push("memory", "memory.swappiness", s, "memory.swappiness");
+    }
+    if m.disable_oom_killer() == Some(true) {
+        o.push("memory", "memory.oom_control", 1, "memory.disableOOMKiller");
+    }
+    if m.use_hierarchy() == Some(true) {
+        o.push("memory", "memory.use_hierarchy", 1, "memory.useHierarchy");
+    }
+    Ok(())
+}
+
+/// `blockIO` on cgroup v1.
+fn v1_blkio(o: &mut Out, b: &oci_spec::runtime::LinuxBlockIo) {
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
+        o.push("blkio", "blkio.weight", w, "blockIO.weight");
+    }
+    if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
+        o.push("blkio", "blkio.leaf_weight", w, "blockIO.leafWeight");
+    }
+    for (i, d) in b.weight_device().iter().flatten().enumerate() {
+        if let Some(w) = d.weight() {
+            o.push(
+                "blkio",
+                "blkio.weight_device",
+                format!("{}:{} {w}", d.major(), d.minor()),
+                &format!("blockIO.weightDevice[{i}]"),
+            );
+        }
+        if let Some(w) = d.leaf_weight() {
+            o.push(
+                "blkio",
+                "blkio.leaf_weight_device",
+                format!("{}:{} {w}", d.major(), d.minor()),
+                &format!("blockIO.weightDevice[{i}].leafWeight"),
+            );
+        }
+    }
+    for (list, file, name) in [
+        (
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+            "throttleReadBpsDevice",
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+            "throttleWriteBpsDevice",
+        ),
+        (
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+            "throttleReadIOPSDevice",
+        ),
+        (
+            b.throttle_write_iops_device(),
+            "blkio.throttle.write_iops_device",
+            "throttleWriteIOPSDevice",
+        ),
+    ] {
+        for (i, d) in list.iter().flatten().enumerate() {
+            o.push(
+                "blkio",
+                file,
+                format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+                &format!("blockIO.{name}[{i}]"),
+            );
+        }
+    }
 }
 
 /// The files v1 and v2 share: cpu.idle, cpuset.cpus/mems, pids.max
@@ -558,56 +569,7 @@ pub fn v2(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
     }
     cpuset_idle_pids(&mut o, res, [""; 3]);
     if let Some(b) = res.block_io() {
-        if let Some(w) = b.weight().filter(|w| *w != 0) {
-            o.push("", "io.bfq.weight", w, "blockIO.weight");
-        }
-        if b.leaf_weight().is_some_and(|w| w != 0) {
-            return Err(unsupported(
-                "blockIO.leafWeight",
-                "is not available on cgroup v2",
-            ));
-        }
-        for (i, d) in b.weight_device().iter().flatten().enumerate() {
-            if let Some(w) = d.weight() {
-                o.push(
-                    "",
-                    "io.bfq.weight",
-                    format!("{}:{} {w}", d.major(), d.minor()),
-                    &format!("blockIO.weightDevice[{i}]"),
-                );
-            }
-        }
-        for (list, key, name) in [
-            (
-                b.throttle_read_bps_device(),
-                "rbps",
-                "throttleReadBpsDevice",
-            ),
-            (
-                b.throttle_write_bps_device(),
-                "wbps",
-                "throttleWriteBpsDevice",
-            ),
-            (
-                b.throttle_read_iops_device(),
-                "riops",
-                "throttleReadIOPSDevice",
-            ),
-            (
-                b.throttle_write_iops_device(),
-                "wiops",
-                "throttleWriteIOPSDevice",
-            ),
-        ] {
-            for (i, d) in list.iter().flatten().enumerate() {
-                o.push(
-                    "",
-                    "io.max",
-                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
-                    &format!("blockIO.{name}[{i}]"),
-                );
-            }
-        }
+        v2_io(&mut o, b)?;
     }
     for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
         o.push(
@@ -638,6 +600,61 @@ pub fn v2(res: &LinuxResources) -> Result<Vec<Setting>, Unsupported> {
         o.push("", k.clone(), v, &format!("unified.{k}"));
     }
     Ok(o.v)
+}
+
+/// `blockIO` on cgroup v2 (the io controller).
+fn v2_io(o: &mut Out, b: &oci_spec::runtime::LinuxBlockIo) -> Result<(), Unsupported> {
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
+        o.push("", "io.bfq.weight", w, "blockIO.weight");
+    }
+    if b.leaf_weight().is_some_and(|w| w != 0) {
+        return Err(unsupported(
+            "blockIO.leafWeight",
+            "is not available on cgroup v2",
+        ));
+    }
+    for (i, d) in b.weight_device().iter().flatten().enumerate() {
+        if let Some(w) = d.weight() {
+            o.push(
+                "",
+                "io.bfq.weight",
+                format!("{}:{} {w}", d.major(), d.minor()),
+                &format!("blockIO.weightDevice[{i}]"),
+            );
+        }
+    }
+    for (list, key, name) in [
+        (
+            b.throttle_read_bps_device(),
+            "rbps",
+            "throttleReadBpsDevice",
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "wbps",
+            "throttleWriteBpsDevice",
+        ),
+        (
+            b.throttle_read_iops_device(),
+            "riops",
+            "throttleReadIOPSDevice",
+        ),
+        (
+            b.throttle_write_iops_device(),
+            "wiops",
+            "throttleWriteIOPSDevice",
+        ),
+    ] {
+        for (i, d) in list.iter().flatten().enumerate() {
+            o.push(
+                "",
+                "io.max",
+                format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                &format!("blockIO.{name}[{i}]"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The v2 controller a file belongs to (`memory.max` → `memory`).
