@@ -402,52 +402,7 @@ impl RootfsPlan {
                 source_fd,
             });
         }
-        let mut devices: Vec<DeviceOp> = Vec::new();
-        for (i, d) in linux.devices().iter().flatten().enumerate() {
-            let kind = match d.typ() {
-                LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
-                LinuxDeviceType::B => libc::S_IFBLK,
-                LinuxDeviceType::P => libc::S_IFIFO,
-                LinuxDeviceType::A => {
-                    return Err(invalid(
-                        format!("linux.devices[{i}].type"),
-                        "\"a\" is not a device type",
-                    ))
-                }
-            };
-            if !d.path().starts_with("/dev") {
-                return Err(invalid(
-                    format!("linux.devices[{i}].path"),
-                    format!("{} is not under /dev", d.path().display()),
-                ));
-            }
-            devices.push(DeviceOp {
-                path: PathPlan::new(d.path()),
-                mode: kind | d.file_mode().unwrap_or(0o666) & 0o7777,
-                dev: libc::makedev(d.major() as u32, d.minor() as u32),
-                uid: d.uid().unwrap_or(0),
-                gid: d.gid().unwrap_or(0),
-                bind_from: userns.then(|| path_cstr(d.path())),
-            });
-        }
-        if setup_dev {
-            for (p, maj, min) in DEFAULT_DEVICES {
-                if devices
-                    .iter()
-                    .any(|d| d.path.full.as_bytes() == p.as_bytes())
-                {
-                    continue;
-                }
-                devices.push(DeviceOp {
-                    path: PathPlan::new(Path::new(p)),
-                    mode: libc::S_IFCHR | 0o666,
-                    dev: libc::makedev(*maj, *min),
-                    uid: 0,
-                    gid: 0,
-                    bind_from: userns.then(|| cstr(*p)),
-                });
-            }
-        }
+        let devices = device_ops(linux, setup_dev, userns)?;
         let paths =
             |v: &Option<Vec<String>>| v.iter().flatten().map(|p| cstr(p.as_str())).collect();
         let cgroup_at = mounts
@@ -481,6 +436,62 @@ impl RootfsPlan {
             readonly_paths: paths(linux.readonly_paths()),
         })
     }
+}
+
+/// `linux.devices`, then the spec's default devices unless /dev is bound
+/// from the host; in a user namespace each is bound from the host's node.
+fn device_ops(
+    linux: &oci_spec::runtime::Linux,
+    setup_dev: bool,
+    userns: bool,
+) -> Result<Vec<DeviceOp>, SpecError> {
+    let mut devices: Vec<DeviceOp> = Vec::new();
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(invalid(
+                    format!("linux.devices[{i}].type"),
+                    "\"a\" is not a device type",
+                ))
+            }
+        };
+        if !d.path().starts_with("/dev") {
+            return Err(invalid(
+                format!("linux.devices[{i}].path"),
+                format!("{} is not under /dev", d.path().display()),
+            ));
+        }
+        devices.push(DeviceOp {
+            path: PathPlan::new(d.path()),
+            mode: kind | d.file_mode().unwrap_or(0o666) & 0o7777,
+            dev: libc::makedev(d.major() as u32, d.minor() as u32),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+            bind_from: userns.then(|| path_cstr(d.path())),
+        });
+    }
+    if setup_dev {
+        for (p, maj, min) in DEFAULT_DEVICES {
+            if devices
+                .iter()
+                .any(|d| d.path.full.as_bytes() == p.as_bytes())
+            {
+                continue;
+            }
+            devices.push(DeviceOp {
+                path: PathPlan::new(Path::new(p)),
+                mode: libc::S_IFCHR | 0o666,
+                dev: libc::makedev(*maj, *min),
+                uid: 0,
+                gid: 0,
+                bind_from: userns.then(|| cstr(*p)),
+            });
+        }
+    }
+    Ok(devices)
 }
 
 /// What the plan needs to know of the host: its cgroup layout, the
