@@ -182,29 +182,9 @@ unsafe extern "C" fn early(sp: *const usize) {
         }
         // Already on a read-only mount (after this very re-exec, or an
         // install on a read-only /usr), or a sealed memfd: nothing to do.
-        let mut st = MaybeUninit::<KernelStatfs>::uninit();
-        let ro = sys(
-            libc::SYS_fstatfs,
-            fd as usize,
-            st.as_mut_ptr() as usize,
-            0,
-            0,
-            0,
-        ) == 0
-            && (*st.as_ptr()).f_flags & libc::ST_RDONLY as i64 != 0;
-        let seals = sys(
-            libc::SYS_fcntl,
-            fd as usize,
-            libc::F_GET_SEALS as usize,
-            0,
-            0,
-            0,
-        );
+        let done = read_only_or_sealed(fd);
         close(fd);
-        if ro
-            || (seals >= 0
-                && seals as libc::c_int & rcrun::seal::MUST_SEAL == rcrun::seal::MUST_SEAL)
-        {
+        if done {
             return;
         }
 
@@ -248,41 +228,7 @@ unsafe extern "C" fn early(sp: *const usize) {
         if m < 0 && m != -(libc::EEXIST as isize) {
             return;
         }
-        let ctx = sys(libc::SYS_fsopen, c"overlay".as_ptr() as usize, 1, 0, 0, 0);
-        if ctx < 0 {
-            return;
-        }
-        const SET_STRING: usize = 1;
-        const CMD_CREATE: usize = 6;
-        let set = |k: &std::ffi::CStr, v: usize| {
-            sys(
-                libc::SYS_fsconfig,
-                ctx as usize,
-                SET_STRING,
-                k.as_ptr() as usize,
-                v,
-                0,
-            )
-        };
-        if set(c"lowerdir", l as usize) < 0 {
-            close(ctx);
-            return;
-        }
-        set(c"xino", c"off".as_ptr() as usize);
-        if sys(libc::SYS_fsconfig, ctx as usize, CMD_CREATE, 0, 0, 0) < 0 {
-            close(ctx);
-            return;
-        }
-        // Not close-on-exec: the new image closes it later (below).
-        let mnt = sys(
-            libc::SYS_fsmount,
-            ctx as usize,
-            0,
-            rcrun::seal::OVERLAY_ATTR as usize,
-            0,
-            0,
-        );
-        close(ctx);
+        let mnt = mount_overlay(l);
         if mnt < 0 {
             return;
         }
@@ -332,6 +278,88 @@ unsafe extern "C" fn early(sp: *const usize) {
         if kept {
             close(mnt);
         }
+    }
+}
+
+/// Whether `fd` (the executable) is on a read-only mount or a memfd
+/// with every seal rcrun needs.
+///
+/// # Safety
+/// `fd` is an open fd; only raw syscalls on stack buffers.
+unsafe fn read_only_or_sealed(fd: isize) -> bool {
+    let mut st = MaybeUninit::<KernelStatfs>::uninit();
+    // SAFETY: st is a buffer of the kernel's statfs size on this stack.
+    let ro = unsafe {
+        sys(
+            libc::SYS_fstatfs,
+            fd as usize,
+            st.as_mut_ptr() as usize,
+            0,
+            0,
+            0,
+        ) == 0
+            && (*st.as_ptr()).f_flags & libc::ST_RDONLY as i64 != 0
+    };
+    // SAFETY: plain fcntl on an open fd.
+    let seals = unsafe {
+        sys(
+            libc::SYS_fcntl,
+            fd as usize,
+            libc::F_GET_SEALS as usize,
+            0,
+            0,
+            0,
+        )
+    };
+    ro || (seals >= 0 && seals as libc::c_int & rcrun::seal::MUST_SEAL == rcrun::seal::MUST_SEAL)
+}
+
+/// A detached read-only overlay mount whose only layer is `lower` (a
+/// NUL-terminated `lowerdir=` value); its fd, or a negative errno.
+///
+/// # Safety
+/// `lower` is NUL-terminated; only raw syscalls on constants and it.
+unsafe fn mount_overlay(lower: *const u8) -> isize {
+    // SAFETY: constant NUL-terminated strings and `lower`.
+    unsafe {
+        let ctx = sys(libc::SYS_fsopen, c"overlay".as_ptr() as usize, 1, 0, 0, 0);
+        if ctx < 0 {
+            return ctx;
+        }
+        const SET_STRING: usize = 1;
+        const CMD_CREATE: usize = 6;
+        let set = |k: &std::ffi::CStr, v: usize| {
+            sys(
+                libc::SYS_fsconfig,
+                ctx as usize,
+                SET_STRING,
+                k.as_ptr() as usize,
+                v,
+                0,
+            )
+        };
+        let r = set(c"lowerdir", lower as usize);
+        if r < 0 {
+            close(ctx);
+            return r;
+        }
+        set(c"xino", c"off".as_ptr() as usize);
+        let r = sys(libc::SYS_fsconfig, ctx as usize, CMD_CREATE, 0, 0, 0);
+        if r < 0 {
+            close(ctx);
+            return r;
+        }
+        // Not close-on-exec: the new image closes it later (see early).
+        let mnt = sys(
+            libc::SYS_fsmount,
+            ctx as usize,
+            0,
+            rcrun::seal::OVERLAY_ATTR as usize,
+            0,
+            0,
+        );
+        close(ctx);
+        mnt
     }
 }
 

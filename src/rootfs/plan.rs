@@ -294,15 +294,7 @@ impl RootfsPlan {
         host: &Host<'_>,
     ) -> Result<RootfsPlan, SpecError> {
         let linux = spec.linux().as_ref().expect("validated");
-        let propagation = match linux.rootfs_propagation().as_deref() {
-            None | Some("") => None,
-            Some(p) => Some(options::propagation(p).ok_or_else(|| {
-                invalid(
-                    "linux.rootfsPropagation".into(),
-                    format!("unknown value {p:?}"),
-                )
-            })?),
-        };
+        let propagation = rootfs_propagation(linux)?;
         let mut mounts = Vec::new();
         let mut setup_dev = true;
         let mut source_fds = Vec::new();
@@ -435,6 +427,21 @@ impl RootfsPlan {
             masked: paths(linux.masked_paths()),
             readonly_paths: paths(linux.readonly_paths()),
         })
+    }
+}
+
+/// `linux.rootfsPropagation`, if set.
+fn rootfs_propagation(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<libc::c_ulong>, SpecError> {
+    match linux.rootfs_propagation().as_deref() {
+        None | Some("") => Ok(None),
+        Some(p) => options::propagation(p).map(Some).ok_or_else(|| {
+            invalid(
+                "linux.rootfsPropagation".into(),
+                format!("unknown value {p:?}"),
+            )
+        }),
     }
 }
 
