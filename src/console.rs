@@ -108,6 +108,7 @@ pub fn resize(master: &impl std::os::fd::AsFd, rows: u16, cols: u16) -> Result<(
     Ok(())
 }
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// Copies stdin to the pty and the pty to stdout until the pty closes
 /// (the container's processes have all closed it). Puts a terminal stdin
 /// in raw mode meanwhile.

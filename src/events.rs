@@ -543,12 +543,26 @@ impl AsyncEvents {
     }
 
     /// The event source, to watch or unwatch containers.
+    ///
+    /// ```no_run
+    /// # fn f(mut events: rcrun::events::AsyncEvents) -> rcrun::Result<()> {
+    /// events.get_mut().watch_id("web")?;
+    /// # Ok(()) }
+    /// ```
     pub fn get_mut(&mut self) -> &mut Events {
         self.inner.get_mut()
     }
 
     /// The next event; `None` once the stream has ended
     /// ([`Events::is_done`]).
+    ///
+    /// ```no_run
+    /// # async fn f(mut events: rcrun::events::AsyncEvents) -> rcrun::Result<()> {
+    /// while let Some(e) = events.next().await {
+    ///     println!("{}", e?.to_json());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn next(&mut self) -> Option<Result<Event>> {
         loop {
             match self.inner.get_mut().try_next() {

@@ -36,6 +36,13 @@ impl ExitStatus {
     /// From a raw wait status (waitpid(2)'s `wstatus`), observed at `at`.
     /// A status that is neither an exit nor a kill (stopped, continued)
     /// reads as exit code 0; the library only waits for exits.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let st = rcrun::ExitStatus::from_wait_status(3 << 8, std::time::SystemTime::now());
+    /// assert_eq!(st.code(), Some(3));
+    /// # Ok(()) }
+    /// ```
     pub fn from_wait_status(status: i32, at: SystemTime) -> ExitStatus {
         if libc::WIFSIGNALED(status) {
             ExitStatus {

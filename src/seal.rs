@@ -44,6 +44,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// The seals a copy must carry to count as sealed (pentacle's defaults,
 /// available since Linux 3.17).
 pub const MUST_SEAL: libc::c_int =
@@ -56,13 +57,16 @@ const F_SEAL_EXEC: libc::c_int = 0x0020;
 /// `vm.memfd_noexec` asks for non-executable memfds by default.
 const MFD_EXEC: libc::c_uint = 0x0010;
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// The empty bottom layer of the overlay the binary is re-executed
 /// through (its top layer is the binary's own directory).
 pub const EXE_LOWER_DIR: &std::ffi::CStr = c"/run/rcrun-exe-lower";
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// The overlay's mount attributes: `MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
 /// MOUNT_ATTR_NODEV`.
 pub const OVERLAY_ATTR: libc::c_uint = 0x1 | 0x2 | 0x4;
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// The variable through which the entry point's re-exec (the `rcrun`
 /// binary's `cli/early.rs`) tells the new image the number of the overlay
 /// mount's fd, which it keeps open across the exec; see [`ensure_sealed`].

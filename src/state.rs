@@ -67,6 +67,13 @@ pub struct State {
 
 impl State {
     /// The OCI `state` object that hooks receive on stdin.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let s = rcrun::Runtime::new("/run/my-agent").state("web")?;
+    /// println!("{}", serde_json::to_string(&s.to_oci()).expect("JSON"));
+    /// # Ok(()) }
+    /// ```
     pub fn to_oci(&self) -> oci_spec::runtime::State {
         use oci_spec::runtime::ContainerState as C;
         let mut s = oci_spec::runtime::State::default();

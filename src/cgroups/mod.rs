@@ -83,6 +83,7 @@ pub enum CgroupError {
 }
 
 impl CgroupError {
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Whether the error is the kernel refusing access (no delegation).
     pub fn is_permission(&self) -> bool {
         let src = match self {
@@ -121,6 +122,7 @@ const V1_CONTROLLERS: &[&str] = &[
     "misc",
 ];
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// The host's cgroup layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hierarchy {
@@ -208,6 +210,7 @@ pub struct CgroupSet {
     pub v2: bool,
 }
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// Which of a [`CgroupSet`]'s leaves `CgroupSet::make` creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -220,6 +223,7 @@ pub enum Part {
     Legacy,
 }
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// Resolves a spec `cgroupsPath` (or the default `/rcrun/<id>`) to the
 /// path inside each hierarchy. Relative paths are taken from the
 /// hierarchy's root, never from the caller's own cgroup.
@@ -256,6 +260,7 @@ pub fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, Cgro
 }
 
 impl CgroupSet {
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Creates the container's directories in every hierarchy.
     /// On failure, the leaves it created are removed again.
     ///
@@ -403,6 +408,7 @@ impl CgroupSet {
         Ok(())
     }
 
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Moves process `pid` into every leaf.
     ///
     /// Writing a pid to `cgroup.procs` takes the kernel's host-wide
@@ -417,6 +423,7 @@ impl CgroupSet {
         join_paths(&self.leaves, pid)
     }
 
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Opens what a process about to be cloned needs to join the cgroup
     /// at birth, without the host-wide migration lock of [`Self::join`]:
     ///
@@ -506,6 +513,7 @@ impl CgroupSet {
             .ok_or_else(|| missing("not mounted as a cgroup v1 hierarchy".into()))
     }
 
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// The same container's existing sub-cgroups `subs` (`exec
     /// --cgroup`): each a path below the leaves (`/` is the leaves
     /// themselves), for the v1 hierarchies of the controllers named
@@ -570,6 +578,7 @@ impl CgroupSet {
         Ok(out)
     }
 
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Freezes (`true`) or thaws the container's processes and waits until
     /// the kernel reports the new state.
     ///
@@ -616,6 +625,7 @@ impl CgroupSet {
         })
     }
 
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Whether the container's cgroup is frozen.
     pub fn is_frozen(&self) -> bool {
         let Ok(dir) = self.dir_for(if self.v2 { "cgroup" } else { "freezer" }, "") else {
@@ -629,6 +639,13 @@ impl CgroupSet {
     }
 
     /// The pids in the container's cgroup.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// println!("{:?}", cg.pids()?);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`CgroupError::Io`] when `cgroup.procs` cannot be read.
@@ -650,6 +667,7 @@ impl CgroupSet {
         Ok(pids)
     }
 
+    #[doc(hidden)] // plumbing of the runtime and its tests
     /// Removes the container's own directories, the leaves rcrun
     /// created. Parents stay, as with runc and crun: they are shared
     /// (`/rcrun`, `/kubepods/...`), and removing one while another
@@ -699,6 +717,7 @@ pub(crate) fn join_paths(dirs: &[PathBuf], pid: i32) -> Result<(), CgroupError> 
     Ok(())
 }
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// The text of `/proc/self/mountinfo`.
 ///
 /// # Errors
@@ -708,6 +727,7 @@ pub fn read_mountinfo() -> Result<String, CgroupError> {
     fs::read_to_string(p).map_err(io(p))
 }
 
+#[doc(hidden)] // plumbing of the runtime and its tests
 /// How a new process joins a container's cgroup at birth
 /// ([`CgroupSet::open_join`]).
 #[derive(Debug, Default)]

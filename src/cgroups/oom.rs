@@ -37,6 +37,19 @@ pub struct OomWatch {
 impl OomWatch {
     /// Arms the notification on the memory controller of `cg`. `None`
     /// when the container has no memory cgroup or the kernel refuses.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// use rcrun::cgroups::oom::{OomCounter, OomWatch};
+    /// let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// let mut counter = OomCounter::new(&cg);
+    /// if let Some(watch) = OomWatch::new(&cg) {
+    ///     while watch.wait() {
+    ///         println!("{} OOM kills", counter.kills(&cg, true));
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn new(cg: &CgroupSet) -> Option<OomWatch> {
         if cg.v2 {
             let dir = cg.leaves.first()?.clone();
@@ -68,6 +81,16 @@ impl OomWatch {
 
     /// Blocks until the kernel signals the memory cgroup. `false` once the
     /// cgroup is gone (v1 also signals removal) or the watch failed.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// let watch = rcrun::cgroups::oom::OomWatch::new(&cg).expect("a memory cgroup");
+    /// while watch.wait() {
+    ///     println!("the kernel signalled an OOM");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn wait(&self) -> bool {
         let ok = match &self.source {
             Source::V1(efd) => efd.read().is_ok(),
@@ -97,6 +120,14 @@ pub struct OomCounter {
 
 impl OomCounter {
     /// Starts counting from the kills `cg` has had so far.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// let counter = rcrun::cgroups::oom::OomCounter::new(&cg);
+    /// # let _ = counter;
+    /// # Ok(()) }
+    /// ```
     pub fn new(cg: &CgroupSet) -> OomCounter {
         OomCounter {
             seen: cg.oom_kill_count(),
@@ -107,6 +138,14 @@ impl OomCounter {
     /// where the kernel keeps no counter, each notification is one kill.
     /// Where it does, the counter decides (it may lag the notification:
     /// v1 signals before it kills; a later call reports the kill).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// # let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// let mut counter = rcrun::cgroups::oom::OomCounter::new(&cg);
+    /// println!("{} kills since", counter.kills(&cg, false));
+    /// # Ok(()) }
+    /// ```
     pub fn kills(&mut self, cg: &CgroupSet, woke: bool) -> u64 {
         match (self.seen, cg.oom_kill_count()) {
             (Some(seen), Some(now)) => {

@@ -187,6 +187,13 @@ fn hugepage_sizes() -> Vec<String> {
 impl CgroupSet {
     /// Reads the container's statistics. Counters of absent controllers
     /// are zero.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// println!("{} pids", cg.stats().pids.current);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         if self.v2 {
             self.stats_v2()
@@ -359,6 +366,13 @@ impl CgroupSet {
     /// The number of OOM kills so far (v1: memory.oom_control's
     /// oom_kill; v2: memory.events' oom_kill), 0 where the kernel keeps
     /// no count.
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// println!("{} OOM kills", cg.oom_kills());
+    /// # Ok(()) }
+    /// ```
     pub fn oom_kills(&self) -> u64 {
         self.oom_kill_count().unwrap_or(0)
     }
@@ -392,6 +406,15 @@ impl CgroupSet {
 
     /// The kernel's OOM kill counter, `None` without a memory cgroup or
     /// where the kernel keeps no count (v1 before Linux 4.13).
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let cg = rcrun::Runtime::new("/run/my-agent").cgroup("web")?;
+    /// if let Some(n) = cg.oom_kill_count() {
+    ///     println!("{n} OOM kills");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn oom_kill_count(&self) -> Option<u64> {
         let file = if self.v2 {
             self.leaves.first()?.join("memory.events")
