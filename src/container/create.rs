@@ -264,8 +264,7 @@ impl Runtime {
         // On a v1 host the init may join late (ChildPlan::late_cgroups):
         // the cgroups are then made while it mounts, once the plan says
         // it can. Otherwise they are made now.
-        let maybe_late = !self.is_rootless()
-            && matches!(&hier, Hierarchy::Legacy(m) if m.len() <= child::MAX_LATE_CGROUPS);
+        let maybe_late = !self.is_rootless() && spawn::may_join_late(&hier);
         *cg = if maybe_late {
             CgroupSet::planned(&hier, &inner)
         } else {
@@ -427,11 +426,8 @@ impl Runtime {
         };
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
         if plan.wiring.late_cgroups {
-            // The init mounts meanwhile (on the other CPU); an error here
-            // drops `cloned`, which kills it.
-            cg.make(inner, Part::Legacy)?;
-            apply(cg)?;
-            cloned.send_cgroups(&mut plan, cg.open_join(Part::Legacy)?.tasks);
+            // An error here drops `cloned`, which kills it.
+            cloned.make_late_cgroups(&mut plan, cg, inner, &apply)?;
             rec.cgroup = cg.clone();
         }
         // The record as it stands once the init is ready, written while

@@ -21,7 +21,6 @@ use crate::exit::ExitStatus;
 use crate::failure::{InitError, Stage};
 use crate::hooks;
 use crate::namespaces;
-use crate::process::child::{self, Msg};
 use crate::process::plan::{ChildPlan, PlanOptions};
 use crate::process::spawn::{self, raise_fd, Callbacks};
 use crate::process::trampoline;

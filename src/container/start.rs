@@ -1,17 +1,6 @@
 use super::kill::kill_and_wait;
 use super::*;
 
-pub(super) fn init_failure(path: &Path, arg0: &str) -> Option<InitError> {
-    let data = fs::read(path).ok()?;
-    if data.len() < std::mem::size_of::<Msg>() {
-        return None;
-    }
-    // SAFETY: Msg is plain repr(C) integers; the length was checked.
-    let m: Msg = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
-    let stage = Stage::from_u32(m.value as u32).unwrap_or(Stage::Exec);
-    Some(spawn::describe_program(stage, m.index, m.errno, arg0, None))
-}
-
 /// Releases the init waiting on the exec fifo and returns once it has
 /// exec'd the user's program (or died), so that poststart hooks run after
 /// the program started, as the spec requires.
@@ -108,7 +97,7 @@ impl Runtime {
             .and_then(|a| a.first())
             .map(String::as_str)
             .unwrap_or_default();
-        if let Some(e) = init_failure(&entry.dir().join("init.err"), arg0) {
+        if let Some(e) = spawn::late_failure(&entry.dir().join("init.err"), arg0) {
             // The init died before running the program: it is stopped.
             return Err(e.into());
         }

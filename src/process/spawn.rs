@@ -119,6 +119,13 @@ fn write_id_maps(pid: i32, (uid, gid): &(String, String)) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether an init on this host may join its v1 cgroups late (made
+/// while it mounts): on cgroup v1 with no more hierarchies than it can
+/// take `tasks` files of.
+pub(crate) fn may_join_late(h: &crate::cgroups::Hierarchy) -> bool {
+    matches!(h, crate::cgroups::Hierarchy::Legacy(m) if m.len() <= super::child::MAX_LATE_CGROUPS)
+}
+
 /// Clones the init process and drives it through set-up. On failure the
 /// init is killed and reaped before the error is returned.
 pub(crate) fn spawn(
@@ -220,14 +227,26 @@ impl Cloned {
         self.pid
     }
 
+    /// For an init that joins its v1 cgroups late
+    /// (`Wiring::late_cgroups`): makes them while it mounts (on the other
+    /// CPU), applies `apply` to them, and hands it their `tasks` files.
+    pub(crate) fn make_late_cgroups(
+        &self,
+        plan: &mut ChildPlan,
+        cg: &mut CgroupSet,
+        inner: &std::path::Path,
+        apply: &dyn Fn(&CgroupSet) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        cg.make(inner, Part::Legacy)?;
+        apply(cg)?;
+        self.send_cgroups(plan, cg.open_join(Part::Legacy)?.tasks);
+        Ok(())
+    }
+
     /// Hands an init that joins its v1 cgroups late the `tasks` files to
     /// write itself to (see `ChildPlan::late_cgroups`). A failure here is
     /// not reported: the init then fails, and [`Cloned::drive`] says why.
-    pub(crate) fn send_cgroups(
-        &self,
-        plan: &mut ChildPlan,
-        tasks: Vec<(OwnedFd, std::path::PathBuf)>,
-    ) {
+    fn send_cgroups(&self, plan: &mut ChildPlan, tasks: Vec<(OwnedFd, std::path::PathBuf)>) {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let Some(ours) = &self.ours else { return };
         let fds: Vec<RawFd> = tasks.iter().map(|(f, _)| f.as_raw_fd()).collect();
@@ -396,6 +415,19 @@ pub(crate) fn confirm_exec(plan: &ChildPlan, s: &Spawned) -> Result<(), Error> {
 /// and 127, podman's 126 and 127).
 pub(crate) fn errstr(e: i32) -> String {
     nix::errno::Errno::from_raw(e).desc().to_lowercase()
+}
+
+/// The failure the init (or the trampoline) wrote to `path` (the state
+/// directory's init.err) after `create` returned, if any.
+pub(crate) fn late_failure(path: &std::path::Path, arg0: &str) -> Option<InitError> {
+    let data = std::fs::read(path).ok()?;
+    if data.len() < std::mem::size_of::<Msg>() {
+        return None;
+    }
+    // SAFETY: Msg is plain repr(C) integers; the length was checked.
+    let m: Msg = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
+    let stage = Stage::from_u32(m.value as u32).unwrap_or(Stage::Exec);
+    Some(describe_program(stage, m.index, m.errno, arg0, None))
 }
 
 /// A failure of the program's exec or of an in-container hook, the ones
