@@ -251,7 +251,7 @@ fn main() {
         .tempdir()
         .unwrap();
     let rt = Runtime::new(dir.path().join("state"));
-    type Test = fn(&Runtime, &Path);
+    use common::library::Test;
     let tests: [(&str, Test); 3] = [
         (
             "two_hundred_exits_and_an_oom_kill_on_one_thread",
@@ -266,17 +266,7 @@ fn main() {
             a_container_of_another_process_exits_with_an_unknown_status,
         ),
     ];
-    let mut failed = 0;
-    for (name, t) in tests {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t(&rt, dir.path())));
-        println!(
-            "test {name} ... {}",
-            if r.is_ok() { "ok" } else { "FAILED" }
-        );
-        failed += usize::from(r.is_err());
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
+    if common::library::run(&tests, &rt, dir.path()) > 0 {
         std::process::exit(1);
     }
 }

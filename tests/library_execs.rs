@@ -7,30 +7,13 @@
 
 mod common;
 
+use common::library::Guard;
+
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rcrun::{CreateOptions, Error, ExecOptions, Runtime};
-
-struct Guard<'a> {
-    rt: &'a Runtime,
-    id: String,
-    cgroup: String,
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let _ = self.rt.delete(&self.id, true);
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup));
-        }
-    }
-}
 
 fn setup<'a>(
     rt: &'a Runtime,
@@ -39,14 +22,9 @@ fn setup<'a>(
     script: &str,
     terminal: bool,
 ) -> (Guard<'a>, PathBuf) {
-    let id = common::unique(name);
-    let cgroup = format!("rcrun-test-{id}");
-    let b = dir.join(&id);
-    std::fs::create_dir_all(&b).unwrap();
-    let mut cfg = common::base_config(common::rootfs(), &cgroup, script);
-    cfg["process"]["terminal"] = serde_json::json!(terminal);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
-    (Guard { rt, id, cgroup }, b)
+    common::library::bundle(rt, dir, name, script, |c| {
+        c["process"]["terminal"] = serde_json::json!(terminal)
+    })
 }
 
 fn process(script: &str, terminal: bool) -> rcrun::oci_spec::runtime::Process {
@@ -167,7 +145,7 @@ fn main() {
         .tempdir()
         .unwrap();
     let rt = Runtime::new(dir.path().join("state"));
-    type Test = fn(&Runtime, &Path);
+    use common::library::Test;
     let tests: [(&str, Test); 2] = [
         (
             "two_exec_processes_signalled_separately",
@@ -175,17 +153,7 @@ fn main() {
         ),
         ("resize_seen_from_inside", resize_seen_from_inside),
     ];
-    let mut failed = 0;
-    for (name, t) in tests {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t(&rt, dir.path())));
-        println!(
-            "test {name} ... {}",
-            if r.is_ok() { "ok" } else { "FAILED" }
-        );
-        failed += usize::from(r.is_err());
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
+    if common::library::run(&tests, &rt, dir.path()) > 0 {
         std::process::exit(1);
     }
 }

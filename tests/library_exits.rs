@@ -7,38 +7,14 @@
 
 mod common;
 
+use common::library::Guard;
+
 use std::path::{Path, PathBuf};
 
 use rcrun::{CreateOptions, Runtime, Status};
 
-/// A container of this test, deleted (with its cgroups) when dropped.
-struct Guard<'a> {
-    rt: &'a Runtime,
-    id: String,
-    cgroup: String,
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let _ = self.rt.delete(&self.id, true);
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup));
-        }
-    }
-}
-
 fn setup<'a>(rt: &'a Runtime, dir: &Path, name: &str, script: &str) -> (Guard<'a>, PathBuf) {
-    let id = common::unique(name);
-    let cgroup = format!("rcrun-test-{id}");
-    let b = dir.join(&id);
-    std::fs::create_dir_all(&b).unwrap();
-    let cfg = common::base_config(common::rootfs(), &cgroup, script);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
-    (Guard { rt, id, cgroup }, b)
+    common::library::bundle(rt, dir, name, script, |_| {})
 }
 
 fn code_recorded_and_read_by_another_runtime(rt: &Runtime, dir: &Path) {
@@ -144,7 +120,7 @@ fn main() {
         .tempdir()
         .unwrap();
     let rt = Runtime::new(dir.path().join("state"));
-    type Test = fn(&Runtime, &Path);
+    use common::library::Test;
     let tests: [(&str, Test); 5] = [
         (
             "code_recorded_and_read_by_another_runtime",
@@ -167,17 +143,7 @@ fn main() {
             open_reads_what_the_parent_recorded,
         ),
     ];
-    let mut failed = 0;
-    for (name, t) in tests {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t(&rt, dir.path())));
-        println!(
-            "test {name} ... {}",
-            if r.is_ok() { "ok" } else { "FAILED" }
-        );
-        failed += usize::from(r.is_err());
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
+    if common::library::run(&tests, &rt, dir.path()) > 0 {
         std::process::exit(1);
     }
 }

@@ -8,48 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::library::bundle as setup;
+
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rcrun::{CreateOptions, ExecOptions, Reaper, Runtime};
 use serde_json::json;
-
-struct Guard<'a> {
-    rt: &'a Runtime,
-    id: String,
-    cgroup: String,
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let _ = self.rt.delete(&self.id, true);
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup));
-        }
-    }
-}
-
-fn setup<'a>(
-    rt: &'a Runtime,
-    dir: &Path,
-    name: &str,
-    script: &str,
-    edit: impl FnOnce(&mut serde_json::Value),
-) -> (Guard<'a>, PathBuf) {
-    let id = common::unique(name);
-    let cgroup = format!("rcrun-test-{id}");
-    let b = dir.join(&id);
-    std::fs::create_dir_all(&b).unwrap();
-    let mut cfg = common::base_config(common::rootfs(), &cgroup, script);
-    edit(&mut cfg);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
-    (Guard { rt, id, cgroup }, b)
-}
 
 /// A host hook: `sh -c script`.
 fn hook(script: &str) -> serde_json::Value {
@@ -163,7 +129,7 @@ fn main() {
         })
     };
     let rt = Runtime::new(dir.path().join("state")).with_reaper(reaper);
-    type Test = fn(&Runtime, &Path);
+    use common::library::Test;
     let tests: [(&str, Test); 3] = [
         ("lifecycle_with_hooks", lifecycle_with_hooks),
         (

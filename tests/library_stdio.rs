@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::library::Guard;
+
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,36 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rcrun::{CreateOptions, ExecOptions, Runtime, Stdio};
 
-/// A container of this test: deleted (with its cgroups) when dropped,
-/// whatever happened.
-struct Guard<'a> {
-    rt: &'a Runtime,
-    id: String,
-    cgroup: String,
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let _ = self.rt.delete(&self.id, true);
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup));
-        }
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.cgroup));
-    }
-}
-
 fn setup<'a>(rt: &'a Runtime, dir: &Path, name: &str, script: &str) -> (Guard<'a>, PathBuf) {
-    let id = common::unique(name);
-    let cgroup = format!("rcrun-test-{id}");
-    let b = dir.join(&id);
-    std::fs::create_dir_all(&b).unwrap();
-    let cfg = common::base_config(common::rootfs(), &cgroup, script);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
-    (Guard { rt, id, cgroup }, b)
+    common::library::bundle(rt, dir, name, script, |_| {})
 }
 
 /// A pipe: the read end as a file, the write end to give away.
@@ -198,7 +172,7 @@ fn main() {
         .tempdir()
         .unwrap();
     let rt = Runtime::new(dir.path().join("state"));
-    type Test = fn(&Runtime, &Path);
+    use common::library::Test;
     let tests: [(&str, Test); 5] = [
         ("output_through_pipes", output_through_pipes),
         ("output_through_a_fifo", output_through_a_fifo),
@@ -206,17 +180,7 @@ fn main() {
         ("exec_gets_its_own_streams", exec_gets_its_own_streams),
         ("refused_with_a_terminal", refused_with_a_terminal),
     ];
-    let mut failed = 0;
-    for (name, t) in tests {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t(&rt, dir.path())));
-        println!(
-            "test {name} ... {}",
-            if r.is_ok() { "ok" } else { "FAILED" }
-        );
-        failed += usize::from(r.is_err());
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
+    if common::library::run(&tests, &rt, dir.path()) > 0 {
         std::process::exit(1);
     }
 }

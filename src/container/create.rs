@@ -375,14 +375,14 @@ impl Runtime {
             (Some(fifo_fd), Some(err_fd))
         };
         let terminal = b.terminal();
-        let console = attach_console(
+        let (console, stdio) = attach_streams(
             &mut plan,
             terminal,
             opts.console.as_ref(),
             opts.console_socket.as_deref(),
+            &opts.stdio,
             min_fd,
         )?;
-        let stdio = opts.stdio.attach(&mut plan, terminal, min_fd)?;
 
         let mut rec = first_record(id, b, cg);
         let state = rec.state.clone();

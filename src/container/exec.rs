@@ -163,14 +163,14 @@ impl Runtime {
             ChildPlan::build_exec(p, rec.seccomp.as_ref(), rec.state.pid, opts.preserve_fds)
         })?;
         let min_fd = 3 + opts.preserve_fds;
-        let console = attach_console(
+        let (console, stdio) = attach_streams(
             &mut plan,
             terminal,
             opts.console.as_ref(),
             opts.console_socket.as_deref(),
+            &opts.stdio,
             min_fd,
         )?;
-        let stdio = opts.stdio.attach(&mut plan, terminal, min_fd)?;
         let cgroup = rec.cgroup.sub(&opts.sub_cgroups)?;
         // The container's state, for a seccomp agent only (runc's
         // ContainerProcessState of an exec'd process): made when asked.

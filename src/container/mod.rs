@@ -342,16 +342,18 @@ fn owner_of(path: &Path) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// Gives `plan` the fd the init sends its pty master to: the caller's
-/// connected socket, or a connection to `--console-socket`; none without
-/// a terminal. The returned fd must outlive the spawn.
-fn attach_console(
+/// Gives `plan` the process's streams: the fd the init sends its pty
+/// master to (the caller's connected socket, or a connection to
+/// `--console-socket`; none without a terminal) and the caller's stdio
+/// fds. The returned fds must outlive the spawn.
+fn attach_streams(
     plan: &mut ChildPlan,
     terminal: bool,
     own: Option<&OwnedFd>,
     socket: Option<&Path>,
+    stdio: &Stdio,
     min_fd: i32,
-) -> Result<Option<OwnedFd>> {
+) -> Result<(Option<OwnedFd>, Vec<OwnedFd>)> {
     let fd = match (own, socket) {
         _ if !terminal => None,
         (Some(fd), _) => Some(fd.try_clone().map_err(|e| Error::io("console", e))?),
@@ -360,7 +362,8 @@ fn attach_console(
     };
     let fd = fd.map(|fd| raise_fd(fd, min_fd)).transpose()?;
     plan.wiring.console_fd = fd.as_ref().map_or(-1, |c| c.as_raw_fd());
-    Ok(fd)
+    let stdio = stdio.attach(plan, terminal, min_fd)?;
+    Ok((fd, stdio))
 }
 
 /// Writes the pid to `path` as runc does: to a hidden temporary file in

@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
+pub mod library;
+
 pub const RCRUN: &str = env!("CARGO_BIN_EXE_rcrun");
 
 /// The shared busybox rootfs, built once by rootfs/build-busybox.sh.
