@@ -526,6 +526,13 @@ pub struct AsyncEvents {
 impl AsyncEvents {
     /// Registers `events` with the current tokio runtime.
     ///
+    /// ```no_run
+    /// # async fn f(rt: rcrun::Runtime) -> rcrun::Result<()> {
+    /// let events = rcrun::events::AsyncEvents::new(rcrun::events::Events::new(&rt)?)?;
+    /// # let _ = events;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Io`] outside a tokio runtime or when registration fails.
     pub fn new(events: Events) -> Result<AsyncEvents> {
