@@ -75,6 +75,43 @@ fn two_exec_processes_signalled_separately(rt: &Runtime, dir: &Path) {
         Some(5)
     );
 
+    // Ids are checked as container ids everywhere: a tenant's id cannot
+    // name a file outside the container's records (a forged record there
+    // would have kill_exec signal a host process).
+    let forged = dir.join("forged");
+    std::fs::create_dir_all(&forged).unwrap();
+    std::fs::write(
+        forged.join("process.json"),
+        format!(
+            r#"{{"pid":{},"start_time":0,"terminal":false}}"#,
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let up = format!("../../../{}", forged.display());
+    for e in [
+        rt.exec(&g.id, with_id("true", &up)).map(drop).unwrap_err(),
+        rt.exec_state(&g.id, &up).map(drop).unwrap_err(),
+        rt.kill_exec(&g.id, &up, 0).unwrap_err(),
+        rt.open_exec(&g.id, &up).map(drop).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::Store(_)), "{e}");
+    }
+    // An id that ends like a file of another's does not collide with it.
+    let a = rt.exec(&g.id, with_id("exit 3", "x")).unwrap();
+    let b = rt.exec(&g.id, with_id("exit 4", "x.exit")).unwrap();
+    assert_eq!(a.wait().unwrap().code(), Some(3));
+    assert_eq!(b.wait().unwrap().code(), Some(4));
+    assert_eq!(
+        rt.exec_state(&g.id, "x").unwrap().exit.unwrap().code(),
+        Some(3)
+    );
+    assert_eq!(
+        rt.exec_state(&g.id, "x.exit").unwrap().exit.unwrap().code(),
+        Some(4)
+    );
+    assert_eq!(rt.exec_ids(&g.id).unwrap(), ["e1", "e2", "x", "x.exit"]);
+
     rt.delete(&g.id, true).unwrap();
     assert!(rt.exec_ids(&g.id).is_err(), "delete leaves exec records");
 }

@@ -201,7 +201,7 @@ impl Runtime {
         let record = match &opts.id {
             Some(eid) => {
                 super::execs::record(&dir, eid, spawned.pid, terminal)?;
-                Some(super::execs::exit_path(&dir, eid))
+                Some(super::execs::exit_path(&dir, eid)?)
             }
             None => None,
         };

@@ -1,6 +1,6 @@
 //! Exec processes with ids: each one started with [`ExecOptions::id`] is
-//! recorded under its container (`exec/<id>.json`: pid, start time), its
-//! exit next to it once observed, so that it can be looked up, signalled
+//! recorded under its container (`exec/<id>/process.json`: pid, start
+//! time), its exit next to it (`exit.json`) once observed, so that it can be looked up, signalled
 //! and waited for one by one, from any process. `delete` removes them
 //! with the container's state.
 
@@ -32,16 +32,24 @@ fn exec_dir(container_dir: &Path) -> PathBuf {
     container_dir.join("exec")
 }
 
-pub(super) fn exit_path(container_dir: &Path, eid: &str) -> PathBuf {
-    exec_dir(container_dir).join(format!("{eid}.exit.json"))
+/// The directory of exec process `eid`. Every exec id is checked as a
+/// container id is (no `/`, no `..`): the callers of a shim or an agent
+/// may pass ids their tenants chose.
+fn one_exec_dir(container_dir: &Path, eid: &str) -> Result<PathBuf> {
+    crate::store::validate_id(eid)?;
+    Ok(exec_dir(container_dir).join(eid))
 }
 
-fn record_path(container_dir: &Path, eid: &str) -> PathBuf {
-    exec_dir(container_dir).join(format!("{eid}.json"))
+pub(super) fn exit_path(container_dir: &Path, eid: &str) -> Result<PathBuf> {
+    Ok(one_exec_dir(container_dir, eid)?.join("exit.json"))
+}
+
+fn record_path(container_dir: &Path, eid: &str) -> Result<PathBuf> {
+    Ok(one_exec_dir(container_dir, eid)?.join("process.json"))
 }
 
 fn read(container_dir: &Path, id: &str, eid: &str) -> Result<ExecRecord> {
-    let p = record_path(container_dir, eid);
+    let p = record_path(container_dir, eid)?;
     let bytes = fs::read(&p).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::ExecNotFound {
             id: id.into(),
@@ -60,16 +68,16 @@ fn alive(r: &ExecRecord) -> bool {
 /// Before an exec with id `eid`: the id must be valid and not name a
 /// process that still runs.
 pub(super) fn reserve(container_dir: &Path, id: &str, eid: &str) -> Result<()> {
-    crate::store::validate_id(eid)?;
     match read(container_dir, id, eid) {
         Ok(r) if alive(&r) => Err(Error::ExecInUse {
             id: id.into(),
             exec_id: eid.into(),
         }),
+        Err(e @ Error::Store(_)) => Err(e),
         _ => {
-            let _ = fs::remove_file(exit_path(container_dir, eid));
-            fs::create_dir_all(exec_dir(container_dir))
-                .map_err(|e| Error::io(exec_dir(container_dir).display().to_string(), e))
+            let dir = one_exec_dir(container_dir, eid)?;
+            let _ = fs::remove_file(dir.join("exit.json"));
+            fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))
         }
     }
 }
@@ -81,7 +89,7 @@ pub(super) fn record(container_dir: &Path, eid: &str, pid: i32, terminal: bool) 
         start_time: proc_start_time(pid).map(|(t, _)| t).unwrap_or(0),
         terminal,
     };
-    let p = record_path(container_dir, eid);
+    let p = record_path(container_dir, eid)?;
     let tmp = p.with_extension("tmp");
     fs::write(&tmp, serde_json::to_vec(&r).expect("plain fields"))
         .and_then(|()| fs::rename(&tmp, &p))
@@ -117,11 +125,8 @@ impl Runtime {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let eid = name.strip_suffix(".json")?;
-                (!eid.ends_with(".exit")).then(|| eid.to_string())
-            })
+            .filter(|e| e.path().join("process.json").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         ids.sort();
         Ok(ids)
@@ -150,7 +155,7 @@ impl Runtime {
             exit: if running {
                 None
             } else {
-                ExitStatus::recorded(&exit_path(&dir, eid))
+                ExitStatus::recorded(&exit_path(&dir, eid)?)
             },
         })
     }
@@ -210,7 +215,7 @@ impl Runtime {
             pid: r.pid,
             terminal: r.terminal,
             pidfd,
-            record: Some(exit_path(&dir, eid)),
+            record: Some(exit_path(&dir, eid)?),
             waiter: self.waiter(),
             child: false,
             status: std::sync::Mutex::new(None),

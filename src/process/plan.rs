@@ -295,6 +295,30 @@ impl ChildPlan {
         })
     }
 
+    /// Moves the plan's own fds (namespaces to join, bind sources cloned
+    /// for a user namespace) to numbers >= `min`: one below would be taken
+    /// for stdio (a caller with 0-2 closed) or for a preserved fd, and
+    /// reach the container.
+    pub(crate) fn raise_fds(&mut self, min: RawFd) -> Result<(), crate::Error> {
+        use std::os::fd::AsRawFd;
+        let joins = std::mem::take(&mut self.ns.joins);
+        for (fd, t) in joins {
+            self.ns.joins.push((super::spawn::raise_fd(fd, min)?, t));
+        }
+        self.join_fds = self.ns.join_fds();
+        if let Some(r) = &mut self.rootfs {
+            for f in std::mem::take(&mut r.source_fds) {
+                let old = f.as_raw_fd();
+                let new = super::spawn::raise_fd(f, min)?;
+                for m in r.mounts.iter_mut().filter(|m| m.source_fd == old) {
+                    m.source_fd = new.as_raw_fd();
+                }
+                r.source_fds.push(new);
+            }
+        }
+        Ok(())
+    }
+
     /// A plan that only runs `process` in the namespaces of `ns`; the
     /// spawner's fds are filled in later.
     fn bare(ns: NamespacePlan, process: ProcessPlan) -> ChildPlan {

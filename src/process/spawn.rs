@@ -163,6 +163,7 @@ pub(crate) fn clone_init(
     )
     .map_err(|e| InitError::Spawn(e.into()))?;
     let min = 3 + plan.process.preserve_fds;
+    plan.raise_fds(min)?;
     let theirs = raise_fd(theirs, min)?;
     plan.wiring.sync_fd = theirs.as_raw_fd();
     // Room for the two state documents with any pid.
