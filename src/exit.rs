@@ -161,12 +161,9 @@ impl ExitStatus {
         }
     }
 
-    /// Writes the status to `path`, atomically (a temporary file in the
-    /// same directory, renamed over it).
+    /// Writes the status to `path`, atomically.
     pub(crate) fn record(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(self).expect("plain fields"))?;
-        std::fs::rename(&tmp, path)
+        crate::store::write_json(path, self)
     }
 
     /// The status recorded at `path`, if any.

@@ -59,6 +59,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// Writes `value` as JSON to `path` atomically: a hidden temporary file
+/// (mode 0600) in the same directory, renamed over it. No fsync: the
+/// state lives on tmpfs, and a torn file is never visible.
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let data = serde_json::to_vec(value).expect("plain data serializes");
+    let mut f = File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&data)?;
+    fs::rename(&tmp, path)
+}
+
 /// Checks a container id the way runc does.
 ///
 /// # Errors
@@ -239,17 +256,7 @@ impl Entry {
     /// # Errors
     /// [`StoreError::Io`].
     pub fn write(&self, rec: &Record) -> Result<(), StoreError> {
-        let tmp = self.dir.join(".state.json.tmp");
-        let data = serde_json::to_vec(rec).expect("a record always serializes");
-        let mut f = File::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(&data).map_err(io(&tmp))?;
-        fs::rename(&tmp, self.state_path()).map_err(io(&tmp))
+        write_json(&self.state_path(), rec).map_err(io(&self.state_path()))
     }
 
     /// Removes the container's directory (the lock goes with it).

@@ -62,7 +62,7 @@ fn read(container_dir: &Path, id: &str, eid: &str) -> Result<ExecRecord> {
 }
 
 fn alive(r: &ExecRecord) -> bool {
-    matches!(proc_start_time(r.pid), Some((t, s)) if t == r.start_time && s != 'Z' && s != 'X')
+    is_running(r.pid, r.start_time)
 }
 
 /// Before an exec with id `eid`: the id must be valid and not name a
@@ -90,10 +90,7 @@ pub(super) fn record(container_dir: &Path, eid: &str, pid: i32, terminal: bool) 
         terminal,
     };
     let p = record_path(container_dir, eid)?;
-    let tmp = p.with_extension("tmp");
-    fs::write(&tmp, serde_json::to_vec(&r).expect("plain fields"))
-        .and_then(|()| fs::rename(&tmp, &p))
-        .map_err(|e| Error::io(p.display().to_string(), e))
+    crate::store::write_json(&p, &r).map_err(|e| Error::io(p.display().to_string(), e))
 }
 
 impl Runtime {
@@ -209,16 +206,6 @@ impl Runtime {
     pub fn open_exec(&self, id: &str, eid: &str) -> Result<Container> {
         let dir = self.container_dir(id)?;
         let r = read(&dir, id, eid)?;
-        let pidfd = sys::pidfd(r.pid).ok().filter(|_| alive(&r));
-        Ok(Container {
-            id: id.to_string(),
-            pid: r.pid,
-            terminal: r.terminal,
-            pidfd,
-            record: Some(exit_path(&dir, eid)?),
-            waiter: self.waiter(),
-            child: false,
-            status: std::sync::Mutex::new(None),
-        })
+        Ok(self.observer(id, (r.pid, r.start_time), r.terminal, exit_path(&dir, eid)?))
     }
 }

@@ -322,8 +322,14 @@ fn proc_start_time(pid: i32) -> Option<(u64, char)> {
 }
 
 fn alive(rec: &Record) -> bool {
-    rec.state.pid > 0
-        && matches!(proc_start_time(rec.state.pid), Some((t, s)) if t == rec.init_start_time && s != 'Z' && s != 'X')
+    is_running(rec.state.pid, rec.init_start_time)
+}
+
+/// Process `pid` runs (not a zombie) and started at `start_time`: the
+/// process recorded then, not one that reused its pid.
+fn is_running(pid: i32, start_time: u64) -> bool {
+    pid > 0
+        && matches!(proc_start_time(pid), Some((t, s)) if t == start_time && s != 'Z' && s != 'X')
 }
 
 /// The name of the user owning `path` (the state directory), as runc's
@@ -448,25 +454,38 @@ impl Runtime {
     /// [`StoreError::NotFound`] for an unknown id.
     pub fn open(&self, id: &str) -> Result<Container> {
         let rec = self.peek(id)?;
-        // The pidfd first, then the start time: if it still matches, the
-        // pidfd names the init, whatever happens to the pid afterwards.
-        let pidfd = sys::pidfd(rec.state.pid)
-            .ok()
-            .filter(|_| rec.state.pid > 0 && alive(&rec));
-        Ok(Container {
+        let terminal = rec.process.as_ref().and_then(|p| p.terminal());
+        Ok(self.observer(
+            id,
+            (rec.state.pid, rec.init_start_time),
+            terminal.unwrap_or(false),
+            self.store.root().join(id).join(EXIT_FILE),
+        ))
+    }
+
+    /// A handle on a process of container `id` that is not our child:
+    /// `pid` and the start time recorded for it, and where its parent
+    /// records its exit. The pidfd is opened first, then the start time
+    /// checked: if it still matches, the pidfd names that process,
+    /// whatever happens to the pid afterwards (none when it does not).
+    fn observer(
+        &self,
+        id: &str,
+        (pid, start_time): (i32, u64),
+        terminal: bool,
+        record: PathBuf,
+    ) -> Container {
+        let pidfd = sys::pidfd(pid).ok().filter(|_| is_running(pid, start_time));
+        Container {
             id: id.to_string(),
-            pid: rec.state.pid,
-            terminal: rec
-                .process
-                .as_ref()
-                .and_then(|p| p.terminal())
-                .unwrap_or(false),
+            pid,
+            terminal,
             pidfd,
-            record: Some(self.store.root().join(id).join(EXIT_FILE)),
+            record: Some(record),
             waiter: self.waiter(),
             child: false,
             status: std::sync::Mutex::new(None),
-        })
+        }
     }
 
     /// How this runtime's next operation waits for the processes it makes.

@@ -301,11 +301,13 @@ impl ChildPlan {
     /// reach the container.
     pub(crate) fn raise_fds(&mut self, min: RawFd) -> Result<(), crate::Error> {
         use std::os::fd::AsRawFd;
-        let joins = std::mem::take(&mut self.ns.joins);
-        for (fd, t) in joins {
-            self.ns.joins.push((super::spawn::raise_fd(fd, min)?, t));
+        if self.ns.joins.iter().any(|(fd, _)| fd.as_raw_fd() < min) {
+            let joins = std::mem::take(&mut self.ns.joins);
+            for (fd, t) in joins {
+                self.ns.joins.push((super::spawn::raise_fd(fd, min)?, t));
+            }
+            self.join_fds = self.ns.join_fds();
         }
-        self.join_fds = self.ns.join_fds();
         if let Some(r) = &mut self.rootfs {
             for f in std::mem::take(&mut r.source_fds) {
                 let old = f.as_raw_fd();
