@@ -121,4 +121,9 @@ pub struct Record {
     /// The container's seccomp profile, which `exec`'d processes get too.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The init has a pid namespace of its own: its death ends every
+    /// process of the container, so `delete` need not sweep the cgroup
+    /// (which may hold another container's processes, as runc allows).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_pid_ns: bool,
 }

@@ -385,52 +385,70 @@ fn every_mounted_hierarchy_is_joined() {
 }
 
 #[test]
-fn a_cgroup_already_in_use_is_refused_and_left_alone() {
-    // config-linux.md: a cgroup that exists already must pass a fitness
-    // check; one with processes in it, or frozen, is an error, and rcrun
-    // does not remove what it did not create.
-    let c = Ct::new("true");
-    let dirs: Vec<std::path::PathBuf> = if cgroup_v2() {
-        vec![std::path::Path::new("/sys/fs/cgroup").join(&c.cgroup)]
-    } else {
-        ["pids", "memory", "cpu", "freezer"]
-            .iter()
-            .map(|h| {
-                std::path::Path::new("/sys/fs/cgroup")
-                    .join(h)
-                    .join(&c.cgroup)
-            })
-            .collect()
+fn a_non_empty_cgroup_is_shared_with_runcs_warning_and_deleted_by_the_last() {
+    // runc 1.1 (cgroups.bats "should warn about a non-empty cgroup"): a
+    // cgroupsPath that already holds processes is used with a warning.
+    // Deleting one container must not kill the other's processes, and the
+    // cgroup goes with the last container out, whichever made it.
+    let a = Ct::new("sleep 1000");
+    a.start();
+    let sharer = |cg: &str| {
+        let mut c = Ct::new("sleep 1000");
+        c.cgroup = cg.to_string();
+        c.cfg["linux"]["cgroupsPath"] = serde_json::json!(format!("/{cg}"));
+        c
     };
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("100")
-        .spawn()
-        .unwrap();
-    for d in &dirs {
-        std::fs::create_dir(d).unwrap();
-        std::fs::write(d.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
-    }
-    assert_err(&c.create(&[]), "is not empty (1 processes)");
-    let procs = std::fs::read_to_string(dirs[0].join("cgroup.procs")).unwrap();
-    assert_eq!(
-        procs.trim(),
-        sleeper.id().to_string(),
-        "rcrun touched a cgroup in use"
+    let b = sharer(&a.cgroup);
+    let o = b.create(&[]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("container's cgroup is not empty: 1 process(es) found"),
+        "{}",
+        stderr(&o)
     );
-    sleeper.kill().unwrap();
-    sleeper.wait().unwrap();
+    assert_ok(&b.rcrun(&["start", &b.id]));
+    let dirs = a.cgroup_dirs();
+    assert!(!dirs.is_empty());
+    let procs = || std::fs::read_to_string(dirs[0].join("cgroup.procs")).unwrap();
+    assert_eq!(procs().lines().count(), 2, "both inits share it");
 
-    // Frozen, empty.
+    // The sharer goes first: the creator's process survives.
+    assert_ok(&b.rcrun(&["delete", "--force", &b.id]));
+    assert_eq!(a.status(), "running");
+    assert_eq!(procs().trim(), a.state()["pid"].to_string());
+
+    // A third sharer; now the creator goes first and leaves the cgroup to it.
+    let c = sharer(&a.cgroup);
+    c.start();
+    assert_ok(&a.rcrun(&["delete", "--force", &a.id]));
+    assert_eq!(c.status(), "running");
+    assert!(dirs.iter().all(|d| d.exists()), "removed while in use");
+    assert_ok(&c.rcrun(&["delete", "--force", &c.id]));
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_frozen_cgroup_is_refused_and_left_alone() {
+    // config-linux.md: a cgroup that exists already must pass a fitness
+    // check; a frozen one is an error (as runc), and rcrun does not
+    // remove what it did not create.
+    let c = Ct::new("true");
+    let dir = if cgroup_v2() {
+        std::path::Path::new("/sys/fs/cgroup").join(&c.cgroup)
+    } else {
+        std::path::Path::new("/sys/fs/cgroup/freezer").join(&c.cgroup)
+    };
     let (file, frozen, thawed) = if cgroup_v2() {
         ("cgroup.freeze", "1", "0")
     } else {
         ("freezer.state", "FROZEN", "THAWED")
     };
-    let fz = dirs.last().unwrap();
-    std::fs::write(fz.join(file), frozen).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join(file), frozen).unwrap();
     assert_err(&c.create(&[]), "container's cgroup unexpectedly frozen");
-    assert!(fz.exists());
-    std::fs::write(fz.join(file), thawed).unwrap();
+    assert!(dir.exists());
+    std::fs::write(dir.join(file), thawed).unwrap();
     // Empty and thawed: fit, and used.
     assert_ok(&c.create(&[]));
 }

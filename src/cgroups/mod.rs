@@ -61,7 +61,7 @@ pub enum CgroupError {
     InUse {
         /// The cgroup directory.
         path: PathBuf,
-        /// "is not empty (N processes)" or "is frozen".
+        /// Why it cannot be used ("is frozen").
         why: String,
     },
     /// Rootless without the right to create cgroups, but limits are set.
@@ -208,6 +208,10 @@ pub struct CgroupSet {
     /// The leaves are in the unified (v2) hierarchy.
     #[serde(default)]
     pub v2: bool,
+    /// The cgroup held processes before this container joined it (a
+    /// shared `cgroupsPath`, which runc 1.1 allows with a warning).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 #[doc(hidden)] // plumbing of the runtime and its tests
@@ -342,18 +346,28 @@ impl CgroupSet {
         }
     }
 
-    /// A cgroup that existed before (a shared `cgroupsPath`) must hold no
-    /// process and must not be frozen. Fresh ones need no look.
-    fn check_fitness(&self, picked: &[usize]) -> Result<(), CgroupError> {
-        let leaves = picked.iter().map(|&i| &self.leaves[i]);
-        for leaf in leaves.filter(|l| !self.created.contains(l)) {
+    /// A cgroup that existed before (a shared `cgroupsPath`) must not be
+    /// frozen. One that holds processes is used, with runc 1.1's warning
+    /// (runc 1.2 refuses it). Fresh ones need no look.
+    fn check_fitness(&mut self, picked: &[usize]) -> Result<(), CgroupError> {
+        // Only the leaves that existed before (none, usually): cloned so
+        // that `shared` can be set while they are looked at.
+        let old: Vec<PathBuf> = picked
+            .iter()
+            .map(|&i| &self.leaves[i])
+            .filter(|l| !self.created.contains(l))
+            .cloned()
+            .collect();
+        for leaf in &old {
             let procs = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
             let n = procs.lines().count();
-            if n > 0 {
-                return Err(CgroupError::InUse {
-                    path: leaf.clone(),
-                    why: format!("is not empty ({n} processes)"),
-                });
+            if n > 0 && !self.shared {
+                self.shared = true;
+                log::warn!("container's cgroup is not empty: {n} process(es) found");
+                log::warn!(
+                    "{}: shared with other processes: `kill --all` and `ps` of this container reach them too",
+                    leaf.display()
+                );
             }
             let frozen = fs::read_to_string(leaf.join("freezer.state"))
                 .is_ok_and(|s| s.trim() != "THAWED")
@@ -672,11 +686,18 @@ impl CgroupSet {
     /// created. Parents stay, as with runc and crun: they are shared
     /// (`/rcrun`, `/kubepods/...`), and removing one while another
     /// container is between its `mkdir` of the parent and of its leaf
-    /// would fail that container's create.
+    /// would fail that container's create. A shared leaf (see
+    /// [`CgroupSet::shared`]) made by another container is removed too
+    /// when this one leaves it empty, as runc does.
     ///
     /// # Errors
     /// [`CgroupError::Io`] when a leaf cannot be removed.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        if self.shared {
+            for dir in self.leaves.iter().filter(|d| !self.created.contains(d)) {
+                let _ = fs::remove_dir(dir);
+            }
+        }
         for dir in self.created.iter().filter(|d| self.leaves.contains(d)) {
             let mut tries = 0;
             loop {

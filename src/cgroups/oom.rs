@@ -167,6 +167,7 @@ mod tests {
             created: vec![],
             controllers: vec![],
             v2: true,
+            ..CgroupSet::default()
         }
     }
 

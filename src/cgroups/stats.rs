@@ -392,6 +392,7 @@ impl CgroupSet {
             }
         };
         CgroupSet {
+            shared: false,
             leaves: self.leaves.get(i).cloned().into_iter().collect(),
             created: Vec::new(),
             controllers: self

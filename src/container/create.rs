@@ -505,5 +505,10 @@ fn first_record(id: &str, b: &Bundle, cg: &CgroupSet) -> Record {
         no_process: b.spec.process().is_none(),
         process: b.spec.process().clone(),
         seccomp: linux.seccomp().clone(),
+        own_pid_ns: linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()),
     }
 }

@@ -36,11 +36,19 @@ impl Runtime {
         let mut st = rec.state.clone();
         st.status = Status::Stopped;
         // Best effort: kill stragglers that outlived the init (no pid
-        // namespace). An empty cgroup (the usual case) needs no freeze.
-        if rec.cgroup.pids().is_ok_and(|p| !p.is_empty()) {
+        // namespace of its own; with one, what is left in the cgroup is
+        // not this container's). An empty cgroup needs no freeze.
+        if !rec.own_pid_ns && rec.cgroup.pids().is_ok_and(|p| !p.is_empty()) {
             let _ = signal_all(&rec, libc::SIGKILL);
         }
-        rec.cgroup.remove()?;
+        if let Err(e) = rec.cgroup.remove() {
+            match rec.cgroup.pids() {
+                // A cgroup another container shares (runc 1.1): its
+                // processes keep it; the last one out removes it.
+                Ok(p) if !p.is_empty() => log::warn!("{e}: still in use, left in place"),
+                _ => return Err(e.into()),
+            }
+        }
         if status != Status::Creating {
             let json = serde_json::to_vec(&st.to_oci()).expect("state serializes");
             for h in rec

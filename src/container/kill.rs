@@ -53,7 +53,16 @@ pub(super) fn kill_and_wait(rec: &Record) -> Result<()> {
     }
     let pid = rec.state.pid;
     let pidfd = sys::pidfd(pid).ok();
-    signal_all(rec, libc::SIGKILL)?;
+    if rec.own_pid_ns {
+        // The kernel ends the rest with it; the cgroup may be shared.
+        // A frozen init dies on thaw.
+        signal_init(rec, libc::SIGKILL)?;
+        if rec.cgroup.is_frozen() {
+            rec.cgroup.freeze(false)?;
+        }
+    } else {
+        signal_all(rec, libc::SIGKILL)?;
+    }
     if let Some(fd) = pidfd {
         if !sys::poll_in(fd.as_raw_fd(), 10_000).unwrap_or(true) {
             return Err(Error::io(
