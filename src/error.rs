@@ -28,6 +28,9 @@ pub enum Error {
     /// The container's init process failed while setting up the container.
     #[error(transparent)]
     Init(#[from] InitError),
+    /// An image could not be read, unpacked, stored or released.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     /// The operation is not allowed in the container's current status.
     #[error("container {id} is {status}: cannot {op} it{hint}")]
     InvalidStatus {

@@ -87,6 +87,8 @@ mod failure;
 #[doc(hidden)]
 pub mod features; // for the CLI's `features`
 mod hooks;
+/// Container images (`--features pull`: [`image::pull`], a registry pull).
+pub mod image;
 mod namespaces;
 mod process;
 #[doc(hidden)]

@@ -126,4 +126,7 @@ pub struct Record {
     /// (which may hold another container's processes, as runc allows).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub own_pid_ns: bool,
+    /// The image rootfs to release once the container is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::image::Prepared>,
 }

@@ -26,6 +26,11 @@ pub struct CreateOptions {
     /// Standard streams for the container's process instead of the
     /// caller's (ignored without a `process`; refused with a terminal).
     pub stdio: Stdio,
+    /// A rootfs prepared from a stored image
+    /// ([`crate::image::ImageStore::prepare`]): recorded with the
+    /// container, and released by [`Runtime::delete`]. If `create`
+    /// fails, it is still the caller's to release.
+    pub image: Option<crate::image::Prepared>,
 }
 
 /// The failure the init reported after `start`, if any.
@@ -385,6 +390,7 @@ impl Runtime {
         )?;
 
         let mut rec = first_record(id, b, cg);
+        rec.image = opts.image.clone();
         let state = rec.state.clone();
         if !plan.wiring.late_cgroups {
             entry.write(&rec)?;
@@ -505,6 +511,7 @@ fn first_record(id: &str, b: &Bundle, cg: &CgroupSet) -> Record {
         no_process: b.spec.process().is_none(),
         process: b.spec.process().clone(),
         seccomp: linux.seccomp().clone(),
+        image: None,
         own_pid_ns: linux
             .namespaces()
             .iter()

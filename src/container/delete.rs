@@ -63,6 +63,11 @@ impl Runtime {
                 }
             }
         }
+        if let Some(p) = &rec.image {
+            // After the processes are gone; a failure keeps the record, so
+            // that `delete` can be tried again.
+            p.release()?;
+        }
         entry.remove()?;
         log::debug!("container {id}: deleted");
         Ok(())
