@@ -17,6 +17,7 @@ fn main() {
         && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
     {
         println!("cargo:rustc-link-arg-bin=rcrun=-Wl,--entry=rcrun_entry");
+        println!("cargo:rustc-link-arg-bin=rcrun-image=-Wl,--entry=rcrun_entry");
     }
     trampoline();
     println!("cargo:rerun-if-changed=.git/HEAD");

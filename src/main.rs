@@ -1,59 +1,13 @@
 //! The rcrun command line: parses runc's flags and calls the library.
+//!
+//! The image commands (`rcrun image`, `run --image`) live in a sibling
+//! binary, `rcrun-image` (src/bin/rcrun-image.rs), built from the same
+//! command line: rcrun hands them over with an exec, so that none of the
+//! image code (tar, inflate, sha256, zstd) is in this binary, whose
+//! every page a `run` may fault in (scripts/bench.sh).
 
 mod cli;
 
-use clap::Parser;
-
 fn main() {
-    // Seal first, before parsing anything: the process about to be
-    // replaced should do no work. Usually the entry point (cli/early.rs)
-    // has done it already, before the C library started; this covers the
-    // rest (a memfd copy where overlayfs cannot be mounted). A failure is
-    // reported below, once the flags (--log) are known.
-    if raw_args_need_seal() {
-        let _ = rcrun::seal::ensure_sealed();
-    }
-    let args = cli::Cli::parse();
-    let g = &args.global;
-    let logger = match cli::log::Logger::install(g.log.as_deref(), g.log_format, g.debug) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "rcrun: --log {}: {e}",
-                g.log.as_deref().unwrap_or("".as_ref()).display()
-            );
-            std::process::exit(1);
-        }
-    };
-    let status = args.command.failure_status();
-    if args.command.needs_seal() {
-        // Re-exec from a sealed memfd (CVE-2019-5736); returns once sealed.
-        if let Err(e) = rcrun::seal::ensure_sealed() {
-            fail(
-                logger,
-                &format!("cannot re-execute from a sealed copy: {e}"),
-                status,
-            );
-        }
-    }
-    match args.command.run(&args.global) {
-        Ok(code) => std::process::exit(code),
-        Err(e) => fail(logger, &e.0, status),
-    }
-}
-
-/// Whether the command line names `exec` anywhere (a flag's value that
-/// happens to be `exec` only costs a re-exec). `create` and `run` start
-/// the program through the exec trampoline instead, and seal only for a
-/// container that needs it (`cli::or_reseal`).
-fn raw_args_need_seal() -> bool {
-    std::env::args_os().skip(1).any(|a| a == "exec")
-}
-
-fn fail(logger: &cli::log::Logger, msg: &str, status: i32) -> ! {
-    logger.line(log::Level::Error, msg);
-    if logger.to_file() {
-        eprintln!("rcrun: {msg}");
-    }
-    std::process::exit(status)
+    cli::main::<false>()
 }

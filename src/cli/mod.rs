@@ -15,9 +15,11 @@ macro_rules! outln {
 mod create;
 mod delete;
 mod early;
+mod entry;
 mod events;
 mod exec;
 mod features;
+mod image;
 mod kill;
 mod list;
 pub mod log;
@@ -32,6 +34,8 @@ mod update;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use entry::main;
 
 /// `rcrun --version`, in runc's format (dockerd and containerd parse it).
 const VERSION: &str = concat!(
@@ -148,6 +152,8 @@ pub enum Command {
     Exec(Box<exec::Exec>),
     /// Show the enabled features
     Features(features::Features),
+    /// Unpack images into bundles, and manage the image store
+    Image(image::Forward),
     /// Kill sends the specified signal (default: SIGTERM) to the container's init process
     Kill(kill::Kill),
     /// Lists containers started by rcrun with the given root
@@ -188,7 +194,7 @@ impl Command {
         }
     }
 
-    pub fn run(self, g: &Global) -> anyhow_lite::Result<i32> {
+    pub fn run<const IMAGES: bool>(self, g: &Global) -> anyhow_lite::Result<i32> {
         if g.systemd_cgroup && matches!(self, Command::Create(_) | Command::Run(_)) {
             // systemd's own test for "booted with systemd" (sd_booted).
             if !std::path::Path::new("/run/systemd/system").is_dir() {
@@ -212,14 +218,50 @@ impl Command {
             Command::Resume(c) => c.run(g),
             Command::Update(c) => c.run(g),
             Command::Features(c) => c.run(g),
+            Command::Image(_) if !IMAGES => forward_to_images(),
+            Command::Image(_) => {
+                // rcrun-image parses `image` with its own parser (entry.rs).
+                use clap::Parser;
+                let cli = image::ImageCli::parse();
+                let image::ImageTop::Image(c) = cli.command;
+                c.run(&cli.global)
+            }
             Command::Kill(c) => c.run(g),
             Command::List(c) => c.run(g),
-            Command::Run(c) => c.run(g),
+            Command::Run(c) if c.image.is_some() && !IMAGES => forward_to_images(),
+            Command::Run(c) => c.run::<IMAGES>(g),
             Command::Spec(c) => c.run(g),
             Command::Start(c) => c.run(g),
             Command::State(c) => c.run(g),
         }
     }
+}
+
+/// Hands the command line as it is to `rcrun-image`, next to this
+/// binary or on PATH (see main.rs).
+fn forward_to_images() -> anyhow_lite::Result<i32> {
+    use std::os::unix::process::CommandExt;
+    const NAME: &str = "rcrun-image";
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.join(NAME)))
+        .filter(|p| p.is_file());
+    let path = beside.or_else(|| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|d| std::path::Path::new(d).join(NAME))
+            .find(|p| p.is_file())
+    });
+    let Some(path) = path else {
+        return Err(anyhow_lite::Error(format!(
+            "the image commands are in {NAME}, which is neither next to rcrun nor on PATH"
+        )));
+    };
+    let e = std::process::Command::new(&path)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow_lite::Error(format!("{}: {e}", path.display())))
 }
 
 /// The CLI's error: a library error or a message of its own.

@@ -22,6 +22,47 @@ pub struct Run {
     /// Disable the use of the subreaper used to reap reparented processes
     #[arg(long)]
     pub no_subreaper: bool,
+    /// Run an image instead of a bundle: a stored NAME[:TAG], or oci:DIR[:TAG],
+    /// oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (imported first).
+    /// Its rootfs is an overlay of the stored layers, removed on delete
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The image store's root directory (with --image)
+    #[arg(long, value_name = "DIR", default_value = rcrun::image::DEFAULT_ROOT, requires = "image")]
+    pub image_root: std::path::PathBuf,
+    /// With --image: run the process on a terminal
+    #[arg(short, long, requires = "image")]
+    pub tty: bool,
+    /// With --image: the command to run instead of the image's Cmd (after --)
+    #[arg(last = true, value_name = "COMMAND", requires = "image")]
+    pub command: Vec<String>,
+}
+
+impl Run {
+    /// `--image`: the image found (or imported) and prepared as the
+    /// container's bundle.
+    fn prepare_image(&self, image: &str) -> Result<rcrun::image::Prepared> {
+        use rcrun::image::{ImageStore, Source, UnpackOptions};
+        let store = ImageStore::open(&self.image_root)?;
+        let mut opts = UnpackOptions::new();
+        opts.args = self.command.clone();
+        opts.terminal = self.tty;
+        opts.progress = true;
+        let name = match Source::parse(image)? {
+            #[cfg(feature = "pull")]
+            Source::Stored(n) if !store.list()?.iter().any(|i| i.name == n) => {
+                // Find or pull; as dockerd, a registry on this machine
+                // speaks plain HTTP.
+                let host = n.split('/').next().unwrap_or("");
+                let local = host.starts_with("localhost") || host.starts_with("127.");
+                let o = rcrun::image::pull::PullOptions::new().insecure_http(local);
+                store.pull(&n, &o)?.name
+            }
+            Source::Stored(n) => n,
+            src => store.import_with(&src, None, &opts)?.name,
+        };
+        Ok(store.prepare(&name, &self.flags.id, &opts)?)
+    }
 }
 
 /// Signals rcrun passes on to the container in the foreground.
@@ -131,10 +172,20 @@ impl Foreground {
 }
 
 impl Run {
-    pub fn run(self, g: &Global) -> Result<i32> {
+    /// `IMAGES`: whether this binary has the image code (`rcrun-image`);
+    /// `rcrun` hands `run --image` over before it gets here.
+    pub fn run<const IMAGES: bool>(self, g: &Global) -> Result<i32> {
         let rt = g.runtime();
         let id = self.flags.id.clone();
         let mut opts = self.flags.options();
+        // Before any signal is blocked: an image takes a while to import,
+        // and ^C must stop it.
+        let mut bundle = self.flags.bundle.clone();
+        if let Some(image) = self.image.as_ref().filter(|_| IMAGES) {
+            let p = self.prepare_image(image)?;
+            bundle = p.bundle().to_path_buf();
+            opts.image = Some(p);
+        }
         // In the foreground without --console-socket, offer a socket of our
         // own; the library uses it only if the container has a terminal.
         let mut console: Option<OwnedFd> = None;
@@ -153,7 +204,13 @@ impl Run {
             // init resets its mask.
             sigs.thread_block()?;
         }
-        let c = super::or_reseal(rt.run(&id, &self.flags.bundle, opts))?;
+        let prepared = opts.image.clone();
+        let r = rt.run(&id, &bundle, opts);
+        if let (Err(_), Some(p)) = (&r, &prepared) {
+            // Before a sealed re-execution prepares it again.
+            p.release()?;
+        }
+        let c = super::or_reseal(r)?;
         if self.detach {
             return Ok(0);
         }

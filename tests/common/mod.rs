@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
+pub mod image;
 pub mod library;
 
 pub const RCRUN: &str = env!("CARGO_BIN_EXE_rcrun");
