@@ -18,6 +18,10 @@ cargo test --locked --doc 2>&1
 echo "== the library from tokio (cargo feature tokio)"
 cargo test --locked --features tokio --test library_tokio 2>&1
 cargo test --locked --features tokio --doc 2>&1
+echo "== registry pull (cargo feature pull) against docker-registry on 127.0.0.1"
+cargo test --locked --features pull --test image_pull 2>&1
+cargo test --locked --features pull --lib image::pull 2>&1
+cargo test --locked --features pull --doc image::pull 2>&1
 echo "== the same tests on a pure cgroup v2 system (QEMU)"
 sh scripts/test-v2.sh
 echo "== podman, containerd, dockerd and a swarm service driving rcrun"

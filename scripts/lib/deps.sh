@@ -35,6 +35,9 @@ ensure_rust() {
 
 ensure_deps() {
     apt_install gcc libc6-dev pkg-config libseccomp-dev busybox-static apparmor passwd util-linux strace
+    # tests/image_pull.rs: a local registry, filled from umoci-made layouts;
+    # openssl makes its certificates and signs the token realm's JWTs.
+    apt_install docker-registry skopeo umoci openssl
     ensure_rust
     export PATH
 }
@@ -48,11 +51,13 @@ ensure_deps() {
 # randomizes the stack, heap and mmap bases; RCRUN_PIE=1 keeps a PIE.
 # Plain `cargo build --release` still gives a dynamic PIE.
 build_release() {
+    bin=${1:-rcrun}   # or rcrun-image (the image commands, which rcrun execs)
     host=$(rustc -vV | sed -n 's/^host: //p')
     reloc="-C relocation-model=static"
     [ "${RCRUN_PIE:-0}" = 1 ] && reloc=""
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static $reloc" \
-        cargo build --release --locked -q --target "$host" --bin rcrun
+        cargo build --release --locked -q --target "$host" --bin "$bin"
+    [ "$bin" = rcrun ] || return 0
     t=${CARGO_TARGET_DIR:-target}
     case $t in /*) ;; *) t=$PWD/$t ;; esac
     RCRUN_BIN=$t/$host/release/rcrun
