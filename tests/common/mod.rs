@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 pub mod image;
 pub mod library;
+#[cfg(feature = "shim")]
+pub mod shim;
 
 pub const RCRUN: &str = env!("CARGO_BIN_EXE_rcrun");
 
