@@ -17,9 +17,12 @@ use containerd_shim::protos::ttrpc::{self, context, Server, TtrpcContext};
 
 pub const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-rcrun-v2");
 
-/// The events the shim forwarded: (topic, event).
+/// (topic, event) as forwarded.
+type Log = Mutex<Vec<(String, Any)>>;
+
+/// The events the shim forwarded.
 #[derive(Clone, Default)]
-pub struct Received(Arc<(Mutex<Vec<(String, Any)>>, Condvar)>);
+pub struct Received(Arc<(Log, Condvar)>);
 
 impl Events for Received {
     fn forward(&self, _: &TtrpcContext, req: ForwardRequest) -> ttrpc::Result<Empty> {
