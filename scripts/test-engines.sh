@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the real container engines against rcrun: podman (conmon),
-# containerd with its runc shim, dockerd, and a single-node Docker Swarm,
-# each with rcrun in place of runc (tests/engines/*.bats).
+# containerd with its runc shim and with rcrun's own shim, dockerd, and a
+# single-node Docker Swarm, each with rcrun in place of runc
+# (tests/engines/*.bats).
 #
 #   sh scripts/test-engines.sh [BATS FILE OR DIR...]   (default: tests/engines/)
 #
@@ -34,6 +35,14 @@ if [ -z "${RCRUN:-}" ]; then
 fi
 [ -x "$RCRUN" ] || die "no rcrun binary at $RCRUN"
 export RCRUN
+# rcrun's own containerd shim (tests/engines/containerd-shim.bats), built
+# as it ships, next to rcrun.
+if [ -z "${RCRUN_SHIM:-}" ]; then
+    build_release containerd-shim-rcrun-v2
+    RCRUN_SHIM=$BUILT_BIN
+fi
+[ -x "$RCRUN_SHIM" ] || die "no shim binary at $RCRUN_SHIM"
+export RCRUN_SHIM
 [ $# -gt 0 ] || set -- tests/engines/
 echo "== engines against $RCRUN" >&2
 exec bats --timing "$@"

@@ -15,6 +15,9 @@ apt_install qemu-system-x86 linux-image-amd64 cpio zstd xz-utils kmod
 bins=$(cargo test --locked --no-run --tests --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')
 [ -n "$bins" ] || die "no test binaries"
+# The containerd shim's (cargo feature shim): v2 metrics, cgroups in the guest.
+bins="$bins $(cargo test --locked --no-run --features shim --test shim --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')"
 want="$*"
 list=""
 for b in $bins; do

@@ -22,6 +22,8 @@ echo "== registry pull (cargo feature pull) against docker-registry on 127.0.0.1
 cargo test --locked --features pull --test image_pull 2>&1
 cargo test --locked --features pull --lib image::pull 2>&1
 cargo test --locked --features pull --doc image::pull 2>&1
+echo "== containerd-shim-rcrun-v2 driven as containerd drives it (cargo feature shim)"
+cargo test --locked --features shim --test shim 2>&1
 echo "== the same tests on a pure cgroup v2 system (QEMU)"
 sh scripts/test-v2.sh
 echo "== podman, containerd, dockerd and a swarm service driving rcrun"

@@ -44,22 +44,29 @@ ensure_deps() {
 
 # build_release: builds the rcrun command as it ships, a static binary
 # (glibc's crt-static: no dynamic loader work in either of the two execs
-# of every create/run/exec; scripts/bench.sh) and sets RCRUN_BIN to it.
+# of every create/run/exec; scripts/bench.sh) and sets BUILT_BIN to it
+# (and RCRUN_BIN for rcrun).
 # It is not position-independent: a static PIE relocates itself at every
 # start, which dirties its 190 KB of relocated data in both execs (the
 # peak RSS of `run` drops from 3.5 to 3.2 MB without). The kernel still
 # randomizes the stack, heap and mmap bases; RCRUN_PIE=1 keeps a PIE.
 # Plain `cargo build --release` still gives a dynamic PIE.
 build_release() {
-    bin=${1:-rcrun}   # or rcrun-image (the image commands, which rcrun execs)
+    # or rcrun-image (the image commands, which rcrun execs), or
+    # containerd-shim-rcrun-v2 (the shim, cargo feature shim)
+    bin=${1:-rcrun}
     host=$(rustc -vV | sed -n 's/^host: //p')
     reloc="-C relocation-model=static"
     [ "${RCRUN_PIE:-0}" = 1 ] && reloc=""
+    features=""
+    [ "$bin" = containerd-shim-rcrun-v2 ] && features="--features shim"
+    # shellcheck disable=SC2086
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static $reloc" \
-        cargo build --release --locked -q --target "$host" --bin "$bin"
-    [ "$bin" = rcrun ] || return 0
+        cargo build --release --locked -q --target "$host" --bin "$bin" $features
     t=${CARGO_TARGET_DIR:-target}
     case $t in /*) ;; *) t=$PWD/$t ;; esac
-    RCRUN_BIN=$t/$host/release/rcrun
-    [ -x "$RCRUN_BIN" ] || die "no rcrun binary at $RCRUN_BIN"
+    BUILT_BIN=$t/$host/release/$bin
+    [ -x "$BUILT_BIN" ] || die "no $bin binary at $BUILT_BIN"
+    [ "$bin" = rcrun ] && RCRUN_BIN=$BUILT_BIN
+    return 0
 }

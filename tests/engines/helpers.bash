@@ -22,7 +22,7 @@ RCRUN=${RCRUN:?set RCRUN to the rcrun binary (scripts/test-engines.sh does)}
 DOCKER_BIN=/usr/bin/docker
 IMAGE=busybox-local
 # Directories the engines make outside E (removed when empty and new).
-ENGINES_RUNDIRS="/run/containerd/runc /run/containerd/s /run/containerd/fifo /run/containerd
+ENGINES_RUNDIRS="/run/containerd/runc /run/containerd/rcrun /run/containerd/s /run/containerd/fifo /run/containerd
 /run/docker/plugins /run/docker /run/libpod /run/containers/storage /run/containers/networks
 /run/containers"
 # podman's blob-info cache (written by import whatever storage.conf says):
@@ -171,7 +171,9 @@ engines_cleanup() {
         esac
     done
     # State roots outside E: the runc shim's default root for containerd's namespace.
-    [ -f "$E/ctr.ns" ] && rm -rf "/run/containerd/runc/$(cat "$E/ctr.ns")"
+    # (and rcrun's shim's).
+    [ -f "$E/ctr.ns" ] && rm -rf "/run/containerd/runc/$(cat "$E/ctr.ns")" \
+        "/run/containerd/rcrun/$(cat "$E/ctr.ns")"
     for d in $ENGINES_CACHEDIRS; do
         grep -qx "$d" "$E/rundirs.before" 2>/dev/null || rm -rf --one-file-system "$d"
     done
@@ -277,7 +279,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [metrics]
   address = ""
 EOF
-    containerd --config "$E/containerd.toml" > "$E/containerd.log" 2>&1 &
+    # containerd finds a runtime's shim (io.containerd.rcrun.v2:
+    # containerd-shim-rcrun-v2) on its PATH: RCRUN_SHIM's directory first.
+    PATH="$(dirname "${RCRUN_SHIM:-/nonexistent/x}"):$PATH" \
+        containerd --config "$E/containerd.toml" > "$E/containerd.log" 2>&1 &
     echo $! > "$E/containerd.pid"
     wait_for 30 ctr -a "$E/containerd.sock" version || {
         cat "$E/containerd.log" >&2
