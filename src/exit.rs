@@ -334,6 +334,17 @@ impl Waiter {
         self.reaper.is_some()
     }
 
+    /// Kills `pid`, which may not be our child, and reaps it if it is
+    /// (at once, or through the caller's reaper if it recorded it already);
+    /// never waits for a status that may not come.
+    pub(crate) fn kill_and_try_reap(&self, pid: i32) {
+        // SAFETY: kill(2) with a pid we made; at worst ESRCH.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        if crate::sys::waitpid(pid).is_err() {
+            let _ = self.reaped(pid);
+        }
+    }
+
     /// Kills child `pid` and waits for it.
     pub(crate) fn kill_and_reap(&self, pid: i32) {
         // SAFETY: signalling our own child, not yet reaped by us.

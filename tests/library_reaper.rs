@@ -74,6 +74,46 @@ fn failing_and_timed_out_hooks_report_their_status(rt: &Runtime, dir: &Path) {
     assert!(e.contains("timed out") || e.contains("timeout"), "{e}");
 }
 
+/// An init that fails during its set-up after the intermediate process
+/// (made when a namespace is joined by path) handed over its pid and was
+/// reaped: create returns the error. It used to wait forever, through the
+/// caller's reaper, for statuses it had taken already or would never see
+/// (found by containerd's CRI through the shim: a pod joins its netns).
+fn a_failed_init_returns(rt: &Runtime, dir: &Path) {
+    let (a, ab) = setup(rt, dir, "reap-netns", "sleep 100", |_| {});
+    let holder = rt.run(&a.id, &ab, CreateOptions::default()).unwrap();
+    let netns = format!("/proc/{}/ns/net", holder.pid());
+    let (g, b) = setup(rt, dir, "reap-initfail", "true", |c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(netns);
+            }
+        }
+        c["linux"]["sysctl"] = json!({"net.ipv4.no_such_key": "1"});
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let r = rt.create(&g.id, &b, CreateOptions::default());
+            let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
+        });
+        // A hang, not a timing: create failed in milliseconds here.
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                // The scope would wait for the hung thread: end here.
+                println!(
+                    "test a_failed_init_returns ... FAILED: create hung after its init failed"
+                );
+                std::process::exit(1)
+            });
+        let e = r.unwrap_err();
+        assert!(e.contains("no_such_key"), "{e}");
+    });
+    rt.kill(&a.id, libc::SIGKILL, false).unwrap();
+    holder.wait().unwrap();
+}
+
 fn exec_and_a_failed_exec(rt: &Runtime, dir: &Path) {
     let (g, b) = setup(rt, dir, "reap-exec", "sleep 100", |_| {});
     let c = rt.run(&g.id, &b, CreateOptions::default()).unwrap();
@@ -130,13 +170,14 @@ fn main() {
     };
     let rt = Runtime::new(dir.path().join("state")).with_reaper(reaper);
     use common::library::Test;
-    let tests: [(&str, Test); 3] = [
+    let tests: [(&str, Test); 4] = [
         ("lifecycle_with_hooks", lifecycle_with_hooks),
         (
             "failing_and_timed_out_hooks_report_their_status",
             failing_and_timed_out_hooks_report_their_status,
         ),
         ("exec_and_a_failed_exec", exec_and_a_failed_exec),
+        ("a_failed_init_returns", a_failed_init_returns),
     ];
     let mut failed = 0;
     for (name, t) in tests {

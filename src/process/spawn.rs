@@ -267,9 +267,15 @@ impl Cloned {
         let pid = self.pid;
         let ours = self.ours.take().expect("driven once");
         let mut init_pid = pid;
+        let mut reaped = false;
         let res = crate::cgroups::join_paths(&self.late_join, pid)
             .map_err(Error::from)
-            .and_then(|()| drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid));
+            .and_then(|()| drive(plan, cb, ours.as_raw_fd(), pid, &mut init_pid, &mut reaped));
+        if reaped {
+            // Waited for already: Drop must not wait again (with a
+            // caller's reaper, a second wait would never end).
+            self.pid = 0;
+        }
         match res {
             Ok(()) => {
                 self.pid = 0;
@@ -280,7 +286,10 @@ impl Cloned {
             }
             Err(e) => {
                 if init_pid != pid {
-                    self.waiter.kill_and_reap(init_pid);
+                    // The intermediate's child: ours only if we are its
+                    // subreaper, so it is not waited for through the
+                    // caller's reaper (which may never see it).
+                    self.waiter.kill_and_try_reap(init_pid);
                 }
                 Err(e)
             }
@@ -302,9 +311,11 @@ fn drive(
     fd: RawFd,
     pid: i32,
     init_pid: &mut i32,
+    reaped: &mut bool,
 ) -> Result<(), Error> {
     loop {
         let Some((m, passed)) = recv_with_fd(fd)? else {
+            *reaped = true;
             let how = match cb.waiter.wait(pid) {
                 Ok(st) => crate::ExitStatus::from_wait_status(st, std::time::SystemTime::now())
                     .to_string(),
@@ -326,6 +337,7 @@ fn drive(
             }
             msg::PID => {
                 *init_pid = m.value;
+                *reaped = true;
                 let _ = cb.waiter.wait(pid);
                 send_go(fd, &state_payload(plan, cb, m.value))?;
             }
