@@ -14,10 +14,11 @@
 //! their exits) → `rcrun::Runtime`; [`stdio`] wires containerd's fifos and
 //! consoles, [`rootfs`] mounts what containerd passes, [`metrics`] turns
 //! the library's stats into containerd's cgroup metrics, [`publish`]
-//! forwards events in order, and [`exits`] turns the reaped children
-//! into exits.
+//! forwards events in order, [`exits`] turns the reaped children into
+//! exits, and [`memory`] gives back the executable's pages once idle.
 
 mod exits;
+mod memory;
 mod metrics;
 mod publish;
 mod rootfs;

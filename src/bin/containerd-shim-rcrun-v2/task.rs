@@ -166,14 +166,39 @@ impl TaskService {
         Ok(c.pid() as u32)
     }
 
-    fn exit_of(&self, id: &str, eid: &str) -> TtrpcResult<(u32, Option<Exit>)> {
+    /// Pause or Resume, and its event.
+    fn freeze(&self, id: String, frozen: bool) -> TtrpcResult<Empty> {
+        if frozen {
+            self.rt.pause(&id).map_err(lib_err)?;
+            let ev = TaskPaused {
+                container_id: id,
+                ..Default::default()
+            };
+            self.tasks.events.send(TASK_PAUSED_EVENT_TOPIC, ev);
+        } else {
+            self.rt.resume(&id).map_err(lib_err)?;
+            let ev = TaskResumed {
+                container_id: id,
+                ..Default::default()
+            };
+            self.tasks.events.send(TASK_RESUMED_EVENT_TOPIC, ev);
+        }
+        Ok(Empty::new())
+    }
+
+    /// `f` of the process `eid` of `id` (the init if empty).
+    fn with_proc<T>(&self, id: &str, eid: &str, f: impl FnOnce(&Proc) -> T) -> TtrpcResult<T> {
         let g = self.tasks.lock();
         let p = g
             .ctrs
             .get(id)
             .and_then(|c| c.proc(eid))
             .ok_or_else(|| not_found(id, eid))?;
-        Ok((p.pid as u32, p.exit))
+        Ok(f(p))
+    }
+
+    fn exit_of(&self, id: &str, eid: &str) -> TtrpcResult<(u32, Option<Exit>)> {
+        self.with_proc(id, eid, |p| (p.pid as u32, p.exit))
     }
 }
 
@@ -350,6 +375,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        self.tasks.events.touch();
         let pids = self.rt.pids(&req.id).map_err(lib_err)?;
         Ok(api::PidsResponse {
             processes: pids
@@ -364,30 +390,15 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<Empty> {
-        self.rt.pause(&req.id).map_err(lib_err)?;
-        self.tasks.events.send(
-            TASK_PAUSED_EVENT_TOPIC,
-            TaskPaused {
-                container_id: req.id,
-                ..Default::default()
-            },
-        );
-        Ok(Empty::new())
+        self.freeze(req.id, true)
     }
 
     fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
-        self.rt.resume(&req.id).map_err(lib_err)?;
-        self.tasks.events.send(
-            TASK_RESUMED_EVENT_TOPIC,
-            TaskResumed {
-                container_id: req.id,
-                ..Default::default()
-            },
-        );
-        Ok(Empty::new())
+        self.freeze(req.id, false)
     }
 
     fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        self.tasks.events.touch();
         Err(status(
             Code::UNIMPLEMENTED,
             "checkpoint is not implemented by rcrun (no CRIU support)",
@@ -395,6 +406,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<Empty> {
+        self.tasks.events.touch();
         let (id, eid) = (req.id.as_str(), req.exec_id.as_str());
         let (_, exit) = self.exit_of(id, eid)?;
         // runc's shim: a finished process cannot be signalled ("not
@@ -460,28 +472,22 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<Empty> {
-        let g = self.tasks.lock();
-        let p = g
-            .ctrs
-            .get(&req.id)
-            .and_then(|c| c.proc(&req.exec_id))
-            .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
-        p.io.resize(req.width, req.height).map_err(lib_err)?;
+        self.tasks.events.touch();
+        self.with_proc(&req.id, &req.exec_id, |p| {
+            p.io.resize(req.width, req.height)
+        })?
+        .map_err(lib_err)?;
         Ok(Empty::new())
     }
 
     fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<Empty> {
-        let g = self.tasks.lock();
-        let p = g
-            .ctrs
-            .get(&req.id)
-            .and_then(|c| c.proc(&req.exec_id))
-            .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
-        p.io.close_stdin();
+        self.tasks.events.touch();
+        self.with_proc(&req.id, &req.exec_id, |p| p.io.close_stdin())?;
         Ok(Empty::new())
     }
 
     fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<Empty> {
+        self.tasks.events.touch();
         let any = req
             .resources
             .as_ref()
@@ -497,6 +503,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        self.tasks.events.touch();
         let e = self
             .tasks
             .wait(&req.id, &req.exec_id)
@@ -510,6 +517,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+        self.tasks.events.touch();
         let stats = self.rt.stats(&req.id).map_err(lib_err)?;
         let v2 = self.rt.cgroup(&req.id).map_err(lib_err)?.v2;
         let any = crate::metrics::to_any(&stats, v2).map_err(|e| status(Code::UNKNOWN, e))?;
@@ -520,6 +528,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+        self.tasks.events.touch();
         let (id, eid) = (req.id.as_str(), req.exec_id.as_str());
         let (bundle, pid, exit, paths) = {
             let g = self.tasks.lock();
@@ -569,6 +578,7 @@ impl containerd_shim::Task for TaskService {
         _: &TtrpcContext,
         req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
+        self.tasks.events.touch();
         let task_pid = self
             .tasks
             .lock()
@@ -584,6 +594,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn shutdown(&self, _: &TtrpcContext, _: api::ShutdownRequest) -> TtrpcResult<Empty> {
+        self.tasks.events.touch();
         // The pod's shim stays while it holds a container.
         if self.tasks.lock().ctrs.is_empty() {
             self.exit.signal();
