@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
+. scripts/lib/containerd.sh
 ensure_deps
 apt_install containerd
 ROUNDS=${ROUNDS:-20}
@@ -33,21 +34,8 @@ cleanup() {
     rm -rf "$E" "/run/containerd/runc/$NS" "/run/containerd/rcrun/$NS"
 }
 trap cleanup EXIT
-mkdir -p "$E/root" "$E/state" "$E/fifo"
-cat > "$E/containerd.toml" <<EOT
-version = 2
-root = "$E/root"
-state = "$E/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$E/containerd.sock"
-[ttrpc]
-  address = "$E/containerd.sock.ttrpc"
-[debug]
-  address = "$E/debug.sock"
-[metrics]
-  address = ""
-EOT
+mkdir -p "$E/containerd/root" "$E/containerd/state" "$E/fifo"
+containerd_toml "$E"
 PATH="$(dirname "$SHIM"):$PATH" containerd --config "$E/containerd.toml" >"$E/containerd.log" 2>&1 &
 echo $! >"$E/containerd.pid"
 for _ in $(seq 100); do ctr -a "$E/containerd.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
@@ -90,7 +78,7 @@ shim_rss() { # TASK: KiB of the task's shim
     ppid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status")
     awk '/^VmRSS:/ {print $2}' "/proc/$ppid/status"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2)}'; }
 
 # Warm-up: one of each (page cache, containerd's first snapshot).
 for s in runc rcrun; do run_d "$s" "warm-$s"; rm_task "warm-$s"; done
@@ -98,11 +86,11 @@ for s in runc rcrun; do run_d "$s" "warm-$s"; rm_task "warm-$s"; done
 declare -A one pod start
 for s in runc rcrun; do
     run_d "$s" "one-$s"
-    sleep 1
+    sleep 2
     one[$s]=$(shim_rss "one-$s")
     rm_task "one-$s"
     for i in $(seq "$COUNT"); do run_d "$s" "pod-$s-$i" "io.kubernetes.cri.sandbox-id=pod-$s"; done
-    sleep 1
+    sleep 2
     pod[$s]=$(shim_rss "pod-$s-1")
     for i in $(seq "$COUNT"); do rm_task "pod-$s-$i"; done
 done

@@ -24,6 +24,8 @@ cargo test --locked --features pull --lib image::pull 2>&1
 cargo test --locked --features pull --doc image::pull 2>&1
 echo "== containerd-shim-rcrun-v2 driven as containerd drives it (cargo feature shim)"
 cargo test --locked --features shim --test shim 2>&1
+echo "== Kubernetes' path: containerd's CRI with the runtime handler rcrun, over the CRI"
+cargo test --locked --features shim --test cri 2>&1
 echo "== the same tests on a pure cgroup v2 system (QEMU)"
 sh scripts/test-v2.sh
 echo "== podman, containerd, dockerd and a swarm service driving rcrun"

@@ -38,6 +38,9 @@ ensure_deps() {
     # tests/image_pull.rs: a local registry, filled from umoci-made layouts;
     # openssl makes its certificates and signs the token realm's JWTs.
     apt_install docker-registry skopeo umoci openssl
+    # tests/cri.rs: containerd's CRI plugin with rcrun's shim, pod networks
+    # through the CNI plugins, and protoc for the CRI client's build.
+    apt_install containerd containernetworking-plugins protobuf-compiler
     ensure_rust
     export PATH
 }

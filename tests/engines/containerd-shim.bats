@@ -25,14 +25,7 @@ setup() {
 }
 
 teardown() {
-    local t
-    for t in $(ctr_ task ls -q 2>/dev/null); do
-        ctr_ task kill -s KILL "$t" >/dev/null 2>&1 || true
-        ctr_ task delete -f "$t" >/dev/null 2>&1 || true
-    done
-    for t in $(ctr_ container ls -q 2>/dev/null); do
-        ctr_ container delete "$t" >/dev/null 2>&1 || true
-    done
+    ctr_teardown
 }
 
 shim_run() {

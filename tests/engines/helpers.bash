@@ -249,6 +249,20 @@ EOF
 
 # ---- containerd ---------------------------------------------------------
 
+. "$ENGINES_REPO/scripts/lib/containerd.sh"
+
+# After each test: every task killed and deleted, every container removed.
+ctr_teardown() {
+    local t
+    for t in $(ctr_ task ls -q 2>/dev/null); do
+        ctr_ task kill -s KILL "$t" >/dev/null 2>&1 || true
+        ctr_ task delete -f "$t" >/dev/null 2>&1 || true
+    done
+    for t in $(ctr_ container ls -q 2>/dev/null); do
+        ctr_ container delete "$t" >/dev/null 2>&1 || true
+    done
+}
+
 ctr_() {
     ctr -a "$E/containerd.sock" -n "$CTR_NS" "$@"
 }
@@ -265,20 +279,7 @@ containerd_start() {
     export CTR_NS
     echo "$CTR_NS" > "$E/ctr.ns"
     mkdir -p "$E/containerd/root" "$E/containerd/state" "$E/fifo"
-    cat > "$E/containerd.toml" <<EOF
-version = 2
-root = "$E/containerd/root"
-state = "$E/containerd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$E/containerd.sock"
-[ttrpc]
-  address = "$E/containerd.sock.ttrpc"
-[debug]
-  address = "$E/containerd-debug.sock"
-[metrics]
-  address = ""
-EOF
+    containerd_toml "$E"
     # containerd finds a runtime's shim (io.containerd.rcrun.v2:
     # containerd-shim-rcrun-v2) on its PATH: RCRUN_SHIM's directory first.
     PATH="$(dirname "${RCRUN_SHIM:-/nonexistent/x}"):$PATH" \
