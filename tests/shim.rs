@@ -211,6 +211,41 @@ fn lifecycle_exec_exits_events_and_cleanup() {
     );
     assert_eq!(delete(&c, &id, "x1").exit_status, 3);
 
+    // The container sees no fd of the shim's (its ttrpc sockets, the log,
+    // the fifos of others): an exec lists its own fds.
+    let (fout, freader) = out_fifo(cd.dir.path(), "fds-out");
+    exec(
+        &c,
+        &id,
+        "fds",
+        "ls /proc/self/fd | tr '\\n' ' '",
+        false,
+        "",
+        &fout,
+    );
+    start(&c, &id, "fds");
+    assert_eq!(wait(&c, &id, "fds"), 0);
+    assert_eq!(read_all(freader), "0 1 2 3 ");
+    delete(&c, &id, "fds");
+    // The binary the shim runs from cannot be written through its
+    // /proc/PID/exe (sealed: a read-only overlay or a sealed memfd).
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{shim}/exe"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EROFS | libc::EPERM | libc::ETXTBSY)
+        ),
+        "{e}"
+    );
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
+    assert!(
+        !exe.starts_with(env!("CARGO_MANIFEST_DIR")),
+        "the shim runs unsealed: {exe:?}"
+    );
+
     kill(&c, &id, "", libc::SIGTERM, false);
     assert_eq!(wait(&c, &id, ""), 42);
     assert_eq!(read_all(reader), "started\n");
@@ -249,6 +284,9 @@ fn lifecycle_exec_exits_events_and_cleanup() {
         [
             "/tasks/create",
             "/tasks/start",
+            "/tasks/exec-added",
+            "/tasks/exec-started",
+            "/tasks/exit",
             "/tasks/exec-added",
             "/tasks/exec-started",
             "/tasks/exit",
