@@ -395,6 +395,20 @@ fn pause_update_stats_kill_all_and_checkpoint() {
     let c = cd.connect(&cd.start_shim(&b, &id));
     create(&c, &id, &b, "", "");
     start(&c, &id, "");
+    // The shell and its two sleeps (they start after Start returns).
+    for _ in 0..600 {
+        let r = c.pids(
+            ctx(),
+            &api::PidsRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        );
+        if r.unwrap().processes.len() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     c.pause(
         ctx(),
         &api::PauseRequest {
