@@ -96,7 +96,7 @@ impl TaskService {
         })
     }
 
-    fn create_init(&self, req: &api::CreateTaskRequest) -> TtrpcResult<(i32, Io)> {
+    fn create_init(&self, req: &api::CreateTaskRequest, paths: &Paths) -> TtrpcResult<(i32, Io)> {
         let mut opts = rcrun::CreateOptions::default();
         if let Some(any) = req.options.as_ref().filter(|a| !a.value.is_empty()) {
             let o = Options::parse_from_bytes(&any.value)
@@ -110,13 +110,7 @@ impl TaskService {
             opts.no_pivot = o.no_pivot_root;
             opts.no_new_keyring = o.no_new_keyring;
         }
-        let paths = Paths {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
-        let (wiring, pending) = Io::open(&paths).map_err(io_err("stdio"))?;
+        let (wiring, pending) = Io::open(paths).map_err(io_err("stdio"))?;
         match wiring {
             Wiring::Fds(s) => opts.stdio = s,
             Wiring::Console(s) => opts.console = Some(s.into()),
@@ -235,7 +229,13 @@ impl containerd_shim::Task for TaskService {
         let bundle = Path::new(&req.bundle);
         crate::rootfs::mount(bundle, &req.rootfs).map_err(|e| status(Code::UNKNOWN, e))?;
         let since = Instant::now();
-        let (pid, io) = match self.create_init(&req) {
+        let paths = Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let (pid, io) = match self.create_init(&req, &paths) {
             Ok(r) => r,
             Err(e) => {
                 crate::rootfs::unmount(bundle);
@@ -246,12 +246,7 @@ impl containerd_shim::Task for TaskService {
             pid,
             exit: self.tasks.claim(pid, since),
             io,
-            paths: Paths {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
-            },
+            paths,
             ..Default::default()
         };
         let mut g = self.tasks.lock();
@@ -349,7 +344,7 @@ impl containerd_shim::Task for TaskService {
         }
         self.rt.delete(id, true).map_err(lib_err)?;
         // A created container's init dies with the delete.
-        let exit = exit.or_else(|| self.tasks.wait_timeout(id, "", Duration::from_secs(2)));
+        let exit = exit.or_else(|| self.tasks.wait(id, "", Some(Duration::from_secs(2))));
         let c = self.tasks.lock().ctrs.remove(id);
         if let Some(c) = &c {
             crate::rootfs::unmount(Path::new(&c.bundle));
@@ -506,7 +501,7 @@ impl containerd_shim::Task for TaskService {
         self.tasks.events.touch();
         let e = self
             .tasks
-            .wait(&req.id, &req.exec_id)
+            .wait(&req.id, &req.exec_id, None)
             .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
         let (exit_status, exited_at) = exit_fields(Some(e));
         Ok(api::WaitResponse {

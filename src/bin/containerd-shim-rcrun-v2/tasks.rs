@@ -220,33 +220,24 @@ impl Tasks {
         );
     }
 
-    /// Waits until the process exits; `None` if it is gone.
-    pub fn wait(&self, id: &str, eid: &str) -> Option<Exit> {
+    /// Waits until the process exits (for at most `timeout`, if given);
+    /// `None` if it is gone or the time is up.
+    pub fn wait(&self, id: &str, eid: &str, timeout: Option<std::time::Duration>) -> Option<Exit> {
+        let end = timeout.map(|t| Instant::now() + t);
         let mut g = self.lock();
         loop {
             let p = g.ctrs.get(id)?.proc(eid)?;
             if let Some(e) = p.exit {
                 return Some(e);
             }
-            g = self.exited.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Like [`Tasks::wait`], for at most `timeout`.
-    pub fn wait_timeout(&self, id: &str, eid: &str, timeout: std::time::Duration) -> Option<Exit> {
-        let end = Instant::now() + timeout;
-        let mut g = self.lock();
-        loop {
-            let p = g.ctrs.get(id)?.proc(eid)?;
-            if let Some(e) = p.exit {
-                return Some(e);
-            }
-            let left = end.checked_duration_since(Instant::now())?;
-            g = self
-                .exited
-                .wait_timeout(g, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            g = match end {
+                None => self.exited.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(end) => {
+                    let left = end.checked_duration_since(Instant::now())?;
+                    let r = self.exited.wait_timeout(g, left);
+                    r.unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
         }
     }
 }
