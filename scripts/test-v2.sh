@@ -6,6 +6,9 @@
 # the same path and the host's / read-only.
 #
 #   sh scripts/test-v2.sh [TEST-BINARY-NAME...]   (default: all)
+#
+# tests/systemd.rs (the systemd cgroup driver) runs in a boot of its own
+# with systemd as PID 1 (scripts/v2vm.sh, V2VM_SYSTEMD=1).
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
@@ -16,21 +19,32 @@ bins=$(cargo test --locked --no-run --tests --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')
 [ -n "$bins" ] || die "no test binaries"
 # The containerd shim's (cargo feature shim): v2 metrics, cgroups in the guest.
-bins="$bins $(cargo test --locked --no-run --features shim --test shim --message-format=json 2>/dev/null |
+bins="$bins $(cargo test --locked --no-run --features shim --test shim --test systemd --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')"
 want="$*"
 list=""
+sd=""
 for b in $bins; do
     name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
     [ "$name" = rcrun ] && continue           # the binary's own (empty) unit tests
     [ "$name" = rootless ] && continue        # useradd: the guest's /etc is the host's, read-only
     [ "$name" = image_pull ] && continue      # no cgroups in it (and built only with --features pull)
     [ "$name" = image ] && continue           # unpacking only, no cgroups (image_store runs there)
-    if [ -z "$want" ] || echo " $want " | grep -q " $name "; then list="$list $b"; fi
+    if [ -z "$want" ] || echo " $want " | grep -q " $name "; then
+        # The systemd cgroup driver's tests need systemd as PID 1: a boot of their own.
+        if [ "$name" = systemd ]; then sd="$b"; else list="$list $b"; fi
+    fi
 done
 # The busybox rootfs is built on the host (the guest's / is read-only).
 rootfs/build-busybox.sh target/test-bundle >/dev/null
 runner=target/v2-run.sh
+rc=0
+if [ -n "$sd" ]; then
+    echo "== $(basename "$sd") (systemd as PID 1)"
+    V2VM_SYSTEMD=1 V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} \
+        bash scripts/v2vm.sh "$sd" --test-threads=2 || rc=1
+fi
+[ -n "$list" ] || exit $rc
 {
     echo 'set -u; cd "$(dirname "$0")/.."; fail=0'
     echo 'echo "cgroup: $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"'
@@ -39,4 +53,5 @@ runner=target/v2-run.sh
     done
     echo 'exit $fail'
 } > "$runner"
-V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} bash scripts/v2vm.sh sh "$runner"
+V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} bash scripts/v2vm.sh sh "$runner" || rc=1
+exit $rc

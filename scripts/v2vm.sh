@@ -11,7 +11,8 @@
 #      V2VM_TIMEOUT (seconds, default 600), V2VM_DEBUG=1 to see the boot log,
 #      V2VM_CONSOLE=1 to stream CMD output over the serial console (with V2VM_DEBUG=1),
 #      V2VM_ENV="VAR1 VAR2" to pass host env vars, V2VM_SHARE=DIR for the read-write share,
-#      V2VM_ACCEL=kvm to try KVM (hangs on these nested-virtualisation hosts).
+#      V2VM_ACCEL=kvm to try KVM (hangs on these nested-virtualisation hosts),
+#      V2VM_SYSTEMD=1 to boot the host's systemd as PID 1 (CMD runs as a service, with the system bus).
 # Accel: TCG (software) by default: ~7-14 s per run on this 2-core host.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -70,6 +71,21 @@ hostname v2vm 2>/dev/null
 if grep -q v2vm.console /proc/cmdline; then O=/dev/console; E=/dev/console; else O=/run/.v2vm/out; E=/run/.v2vm/err; fi
 # Make the host root the namespace's root (as switch_root does) rather
 # than chroot into it: in a chroot the kernel refuses new user namespaces.
+if grep -q v2vm.systemd /proc/cmdline; then
+  # Boot the host's systemd as PID 1, into a target of our own: the
+  # command runs as a service once the system bus is up.
+  U=$R/run/systemd/system; mkdir -p $U
+  printf '%s\n' '[Unit]' 'Description=v2vm' 'Requires=v2vm.service dbus.socket' 'AllowIsolate=yes' > $U/v2vm.target
+  printf '%s\n' '[Unit]' 'Description=v2vm command' 'Requires=dbus.socket' 'After=dbus.socket basic.target' \
+    '[Service]' 'Type=oneshot' 'ExecStart=/bin/sh /run/.v2vm-run.sh' > $U/v2vm.service
+  printf '%s\n' 'cd "$(cat /run/.v2vm/cwd)" 2>/dev/null || cd /; . /run/.v2vm/env' \
+    "/bin/sh /run/.v2vm/cmd.sh </dev/null >$O 2>$E; echo \$? > /run/.v2vm/rc; sync; /bin/busybox poweroff -f" | sed "s|$R||g" > $R/run/.v2vm-run.sh
+  cd $R
+  mount --move . /
+  # (The host root has /.dockerenv: systemd believes it runs in a
+  # container, and takes its unit from argv, not the kernel command line.)
+  exec chroot . /lib/systemd/systemd --unit=v2vm.target --show-status=0
+fi
 cd $R
 mount --move . /
 exec chroot . /bin/sh -c 'cd "$(cat /run/.v2vm/cwd)" 2>/dev/null || cd /; . /run/.v2vm/env; /bin/sh /run/.v2vm/cmd.sh </dev/null >'"$O"' 2>'"$E"'; echo $? > /run/.v2vm/rc; sync; /bin/busybox poweroff -f'
@@ -97,6 +113,8 @@ printf '%s\n' "$SHARE" > "$CTL/share"
 if [ "${V2VM_ACCEL:-tcg}" = kvm ]; then ACCEL="-enable-kvm -cpu host,-arch-capabilities"; else ACCEL="-accel tcg,thread=multi -cpu max"; fi
 BIOS=""; [ -r /usr/share/qemu/qboot.rom ] && BIOS="-bios /usr/share/qemu/qboot.rom"
 APPEND="console=ttyS0 rdinit=/init panic=-1 quiet loglevel=${V2VM_LOGLEVEL:-0} ${V2VM_CONSOLE:+v2vm.console} systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
+# V2VM_SYSTEMD=1: systemd is PID 1 (the host's /etc, without its fstab).
+[ "${V2VM_SYSTEMD:-0}" = 1 ] && APPEND="$APPEND v2vm.systemd systemd.unit=v2vm.target fstab=0 systemd.show_status=0"
 qfs() { echo "-fsdev local,id=$1,path=$2,security_model=passthrough,multidevs=remap$3 -device virtio-9p-pci,fsdev=$1,mount_tag=$1"; }
 set +e
 # shellcheck disable=SC2046

@@ -18,6 +18,7 @@ pub mod oom;
 #[doc(hidden)]
 pub mod resources; // for fuzz/
 pub mod stats;
+pub mod systemd;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -70,6 +71,14 @@ pub enum CgroupError {
     /// A resource the host's cgroups cannot express.
     #[error(transparent)]
     Unsupported(#[from] resources::Unsupported),
+    /// systemd refused or failed a request of the systemd cgroup driver.
+    #[error("systemd unit {unit}: {reason}")]
+    Systemd {
+        /// The scope unit.
+        unit: String,
+        /// What failed, in systemd's words.
+        reason: String,
+    },
     /// The controller a field needs is not available.
     #[error("config.json: {field}: the {controller} controller is not available ({where_})")]
     NoController {
@@ -212,6 +221,10 @@ pub struct CgroupSet {
     /// shared `cgroupsPath`, which runc 1.1 allows with a warning).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The scope unit systemd made the cgroup as (the systemd cgroup
+    /// driver): it is stopped, not only removed, with the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 #[doc(hidden)] // plumbing of the runtime and its tests
@@ -350,6 +363,10 @@ impl CgroupSet {
     /// frozen. One that holds processes is used, with runc 1.1's warning
     /// (runc 1.2 refuses it). Fresh ones need no look.
     fn check_fitness(&mut self, picked: &[usize]) -> Result<(), CgroupError> {
+        if self.systemd.is_some() {
+            // systemd made the scope for this container a moment ago.
+            return Ok(());
+        }
         // Only the leaves that existed before (none, usually): cloned so
         // that `shared` can be set while they are looked at.
         let old: Vec<PathBuf> = picked
@@ -693,6 +710,12 @@ impl CgroupSet {
     /// # Errors
     /// [`CgroupError::Io`] when a leaf cannot be removed.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        if let Some(unit) = &self.systemd {
+            // systemd removes the directories it made (those rcrun did
+            // not); the first one tells when it is done.
+            let theirs = self.leaves.iter().find(|l| !self.created.contains(l));
+            unit.stop(theirs.map(PathBuf::as_path))?;
+        }
         if self.shared {
             for dir in self.leaves.iter().filter(|d| !self.created.contains(d)) {
                 let _ = fs::remove_dir(dir);

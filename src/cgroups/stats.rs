@@ -393,6 +393,7 @@ impl CgroupSet {
         };
         CgroupSet {
             shared: false,
+            systemd: None,
             leaves: self.leaves.get(i).cloned().into_iter().collect(),
             created: Vec::new(),
             controllers: self

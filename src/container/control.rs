@@ -76,6 +76,9 @@ impl Runtime {
                 }
             }
         }
+        if let Some(unit) = &rec.cgroup.systemd {
+            unit.set(res, rec.cgroup.v2)?;
+        }
         rec.cgroup.apply(res)?;
         Ok(())
     }

@@ -256,7 +256,20 @@ impl Runtime {
         // rootfs's parent mount both come from it.
         let mountinfo = cgroups::read_mountinfo()?;
         let hier = Hierarchy::from_mountinfo(&mountinfo);
-        let inner = cgroups::inner_path(linux.cgroups_path().as_deref(), id)?;
+        let unit = match self.systemd_cgroup {
+            true => Some(cgroups::systemd::Unit::parse(
+                linux.cgroups_path().as_deref(),
+                id,
+            )?),
+            false => None,
+        };
+        let inner = match &unit {
+            Some(u) => {
+                cgroups::systemd::check_booted(u)?;
+                u.inner_path()
+            }
+            None => cgroups::inner_path(linux.cgroups_path().as_deref(), id)?,
+        };
         // Every new container gets its device rules (a deny-all first),
         // with or without `linux.resources`.
         let apply = |cg: &CgroupSet| -> Result<()> {
@@ -269,8 +282,10 @@ impl Runtime {
         // On a v1 host the init may join late (ChildPlan::late_cgroups):
         // the cgroups are then made while it mounts, once the plan says
         // it can. Otherwise they are made now.
-        let maybe_late = !self.is_rootless() && spawn::may_join_late(&hier);
-        *cg = if maybe_late {
+        // With the systemd driver, systemd makes the cgroup once the init
+        // is cloned (see `spawn_init`).
+        let maybe_late = unit.is_none() && !self.is_rootless() && spawn::may_join_late(&hier);
+        *cg = if maybe_late || unit.is_some() {
             CgroupSet::planned(&hier, &inner)
         } else {
             self.make_cgroups(&hier, &inner, linux)?
@@ -297,13 +312,15 @@ impl Runtime {
         if plan.wiring.late_cgroups {
             // CLONE_INTO_CGROUP needs the cgroup2 leaf before the clone.
             cg.make(&inner, Part::Unified)?;
-        } else {
+        } else if unit.is_none() {
             if maybe_late {
                 cg.make(&inner, Part::All)?;
             }
             apply(cg)?;
         }
-        self.spawn_init(entry, b, opts, cg, &inner, plan, apply, at_once)
+        plan.wiring.placed_by_runtime = unit.is_some();
+        let place = Place { inner, unit };
+        self.spawn_init(entry, b, opts, cg, &place, plan, apply, at_once)
     }
 
     /// The container's cgroups, made now (see `set_up`).
@@ -357,7 +374,7 @@ impl Runtime {
         b: &Bundle,
         opts: &CreateOptions,
         cg: &mut CgroupSet,
-        inner: &Path,
+        place: &Place,
         mut plan: ChildPlan,
         apply: impl Fn(&CgroupSet) -> Result<()>,
         at_once: bool,
@@ -433,7 +450,14 @@ impl Runtime {
         let cloned = spawn::clone_init(&mut plan, cg, &callbacks)?;
         if plan.wiring.late_cgroups {
             // An error here drops `cloned`, which kills it.
-            cloned.make_late_cgroups(&mut plan, cg, inner, &apply)?;
+            cloned.make_late_cgroups(&mut plan, cg, &place.inner, &apply)?;
+            rec.cgroup = cg.clone();
+        } else if let Some(unit) = &place.unit {
+            // The init waits (its namespace handshake) until it is in
+            // the scope: its cgroup namespace is rooted there.
+            let res = linux.resources().as_ref();
+            cg.start_scope(unit, &place.inner, cloned.pid(), res)?;
+            apply(cg)?;
             rec.cgroup = cg.clone();
         }
         // The record as it stands once the init is ready, written while
@@ -485,6 +509,14 @@ impl Runtime {
             },
         ))
     }
+}
+
+/// Where the container's cgroup is: its path below each hierarchy's
+/// root and, with the systemd driver, the scope unit systemd makes there
+/// once the init is cloned.
+pub(super) struct Place {
+    inner: std::path::PathBuf,
+    unit: Option<cgroups::systemd::Unit>,
 }
 
 /// The record of a container being created: status `creating`, no pid

@@ -307,6 +307,7 @@ pub struct Runtime {
     store: Store,
     rootless: Option<bool>,
     reaper: Option<crate::exit::Reaper>,
+    systemd_cgroup: bool,
 }
 
 fn proc_start_time(pid: i32) -> Option<(u64, char)> {
@@ -419,6 +420,7 @@ impl Runtime {
             store: Store::new(root),
             rootless: None,
             reaper: None,
+            systemd_cgroup: false,
         }
     }
 
@@ -505,6 +507,23 @@ impl Runtime {
     /// ```
     pub fn with_rootless(mut self, rootless: Option<bool>) -> Runtime {
         self.rootless = rootless;
+        self
+    }
+
+    /// Whether containers get their cgroup from systemd, as transient
+    /// scope units (runc's `--systemd-cgroup`, containerd's
+    /// `SystemdCgroup`): `linux.cgroupsPath` is then `slice:prefix:name`
+    /// (an empty one is `system.slice:rcrun:<id>`). The default is
+    /// cgroupfs. See [`crate::cgroups::systemd`].
+    ///
+    /// ```no_run
+    /// # fn main() -> rcrun::Result<()> {
+    /// let rt = rcrun::Runtime::new("/run/my-agent").with_systemd_cgroup(true);
+    /// # let _ = rt;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_systemd_cgroup(mut self, systemd: bool) -> Runtime {
+        self.systemd_cgroup = systemd;
         self
     }
 

@@ -177,7 +177,10 @@ pub(crate) fn clone_init(
     } else {
         Part::All
     };
-    let join = cgroups.open_join(part)?;
+    let join = match plan.wiring.placed_by_runtime {
+        true => crate::cgroups::Join::default(),
+        false => cgroups.open_join(part)?,
+    };
     let mut task_fds = Vec::with_capacity(join.tasks.len());
     for (fd, path) in join.tasks {
         task_fds.push(raise_fd(fd, min)?);
@@ -187,7 +190,7 @@ pub(crate) fn clone_init(
     }
     plan.wiring.cgroup_tasks = task_fds.iter().map(|f| f.as_raw_fd()).collect();
     let mut late_join = Vec::new();
-    plan.wiring.ns_handshake = plan.needs_ns_handshake();
+    plan.wiring.ns_handshake = plan.needs_ns_handshake() || plan.wiring.placed_by_runtime;
     let forked = match &join.unified {
         Some((dir, path)) => match sys::fork_into(plan.ns.clone_flags, dir.as_raw_fd()) {
             // Old kernel, or a cgroup CLONE_INTO_CGROUP refuses: the

@@ -32,6 +32,11 @@ pub(crate) struct Wiring {
     /// (msg::CGROUPS); the init writes itself to each and only then
     /// enters its cgroup namespace. The two CPUs' worth of set-up overlap.
     pub late_cgroups: bool,
+    /// The runtime places the init in its cgroup after the clone (the
+    /// systemd driver: systemd moves it into a new scope). It joins none
+    /// at birth and waits (the namespace handshake) until it is there:
+    /// its cgroup namespace is rooted where it is when it goes on.
+    pub placed_by_runtime: bool,
     /// A file in the state directory for failures after `start`.
     pub err_fd: RawFd,
     /// The exec trampoline's sealed memfd ([`super::trampoline`]): the
@@ -64,6 +69,7 @@ impl Default for Wiring {
             go_after_ready: false,
             ns_handshake: true,
             late_cgroups: false,
+            placed_by_runtime: false,
             err_fd: -1,
             trampoline: None,
             trampoline_argv: Vec::new(),

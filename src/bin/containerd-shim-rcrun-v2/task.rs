@@ -98,15 +98,13 @@ impl TaskService {
 
     fn create_init(&self, req: &api::CreateTaskRequest, paths: &Paths) -> TtrpcResult<(i32, Io)> {
         let mut opts = rcrun::CreateOptions::default();
+        let mut systemd = false;
         if let Some(any) = req.options.as_ref().filter(|a| !a.value.is_empty()) {
             let o = Options::parse_from_bytes(&any.value)
                 .map_err(|e| status(Code::INVALID_ARGUMENT, format!("runtime options: {e}")))?;
-            if o.systemd_cgroup {
-                return Err(status(
-                    Code::UNIMPLEMENTED,
-                    "SystemdCgroup: rcrun's shim has no systemd cgroup driver yet; use cgroupfs",
-                ));
-            }
+            // SystemdCgroup: cgroupsPath is slice:prefix:name, the
+            // container a transient scope (the kubelet's systemd driver).
+            systemd = o.systemd_cgroup;
             opts.no_pivot = o.no_pivot_root;
             opts.no_new_keyring = o.no_new_keyring;
         }
@@ -117,6 +115,8 @@ impl TaskService {
         }
         let c = self
             .rt
+            .clone()
+            .with_systemd_cgroup(systemd)
             .create(&req.id, Path::new(&req.bundle), opts)
             .map_err(lib_err)?;
         match pending.attach() {
