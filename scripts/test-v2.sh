@@ -19,7 +19,7 @@ bins=$(cargo test --locked --no-run --tests --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')
 [ -n "$bins" ] || die "no test binaries"
 # The containerd shim's (cargo feature shim): v2 metrics, cgroups in the guest.
-bins="$bins $(cargo test --locked --no-run --features shim --test shim --test systemd --message-format=json 2>/dev/null |
+bins="$bins $(cargo test --locked --no-run --features shim --test shim --test systemd --test cri --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/deps/')"
 want="$*"
 list=""
@@ -31,8 +31,9 @@ for b in $bins; do
     [ "$name" = image_pull ] && continue      # no cgroups in it (and built only with --features pull)
     [ "$name" = image ] && continue           # unpacking only, no cgroups (image_store runs there)
     if [ -z "$want" ] || echo " $want " | grep -q " $name "; then
-        # The systemd cgroup driver's tests need systemd as PID 1: a boot of their own.
-        if [ "$name" = systemd ]; then sd="$b"; else list="$list $b"; fi
+        # The systemd cgroup driver's tests need systemd as PID 1: a boot
+        # of their own, with Kubernetes' path (containerd's CRI) on it.
+        case $name in systemd|cri) sd="$sd $b";; *) list="$list $b";; esac
     fi
 done
 # The busybox rootfs is built on the host (the guest's / is read-only).
@@ -40,9 +41,16 @@ rootfs/build-busybox.sh target/test-bundle >/dev/null
 runner=target/v2-run.sh
 rc=0
 if [ -n "$sd" ]; then
-    echo "== $(basename "$sd") (systemd as PID 1)"
+    sdrun=target/v2-run-systemd.sh
+    {
+        echo 'set -u; cd "$(dirname "$0")/.."; fail=0'
+        for b in $sd; do
+            echo "echo '== $(basename "$b") (systemd as PID 1)'; $b --test-threads=2 2>&1 || fail=1"
+        done
+        echo 'exit $fail'
+    } > "$sdrun"
     V2VM_SYSTEMD=1 V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} \
-        bash scripts/v2vm.sh "$sd" --test-threads=2 || rc=1
+        bash scripts/v2vm.sh sh "$sdrun" || rc=1
 fi
 [ -n "$list" ] || exit $rc
 {

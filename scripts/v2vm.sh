@@ -5,7 +5,7 @@
 # (cpu cpuset io memory pids enabled in the root subtree_control).
 # Guest root = host / shared read-only over 9p; V2VM_SHARE (default: the current directory) shared
 # read-write at the same path;
-# /tmp /run /var/tmp /var/lib/containers /root are fresh tmpfs. Prints CMD's output, exits with CMD's exit code.
+# /tmp /run /var/tmp /var/lib/containers /var/lib/cni /root /var/log are fresh tmpfs. Prints CMD's output, exits with CMD's exit code.
 # Needs Debian packages: qemu-system-x86 linux-image-amd64 busybox-static.
 # Env: V2VM_MEM (default 2048), V2VM_CPUS (default 2), V2VM_KERNEL (default newest /boot/vmlinuz-*),
 #      V2VM_TIMEOUT (seconds, default 600), V2VM_DEBUG=1 to see the boot log,
@@ -57,7 +57,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroo
 R=/newroot
 mount -t devtmpfs dev $R/dev; mkdir -p $R/dev/pts $R/dev/shm 2>/dev/null
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys
-for t in tmp run var/tmp var/lib/containers root var/log; do mount -t tmpfs -o mode=0755 tmpfs $R/$t 2>/dev/null; done
+for t in tmp run var/tmp var/lib/containers var/lib/cni root var/log; do mount -t tmpfs -o mode=0755 tmpfs $R/$t 2>/dev/null; done
 chmod 1777 $R/tmp $R/var/tmp
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts; mount -t tmpfs -o mode=1777 shm $R/dev/shm
 C=$R/run/.v2vm; mkdir -p $C; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none v2ctl $C || echo "v2vm: ctl mount failed"

@@ -5,6 +5,11 @@
 //! container in it, ExecSync, stats, a resource update, then stop and
 //! remove. The containerd, its sockets, images, CNI config and IPAM data
 //! live in a temp dir; everything is removed, even on failure.
+//!
+//! On a host booted with systemd (the cgroup v2 VM of scripts/test-v2.sh
+//! boots it for this test and tests/systemd.rs), the handler has
+//! `SystemdCgroup = true`, as the kubelet's systemd driver wants: the pod's
+//! cgroup parent is a slice and every container a scope in it.
 
 mod common;
 
@@ -27,7 +32,10 @@ struct Cri {
     dir: tempfile::TempDir,
     containerd: Child,
     bridge: String,
+    /// The pods' cgroup parent: a cgroupfs path, or a slice.
     cgroup: String,
+    /// systemd runs the host: the systemd cgroup driver is used.
+    systemd: bool,
     netns_before: Vec<PathBuf>,
     had_state_root: bool,
 }
@@ -47,7 +55,11 @@ impl Cri {
         let d = dir.path();
         let tag = common::unique("c").replace('-', "");
         let bridge = format!("rcri{}", &tag[tag.len().saturating_sub(8)..]);
-        let cgroup = format!("rcrun-test-cri-{tag}");
+        let systemd = Path::new("/run/systemd/system").is_dir();
+        let cgroup = match systemd {
+            true => format!("rcrun-cri{tag}.slice"),
+            false => format!("rcrun-test-cri-{tag}"),
+        };
         for sub in ["root", "state", "cni/conf", "cni/ipam", "logs"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -87,6 +99,8 @@ state = "{d}/state"
       runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rcrun]
       runtime_type = "io.containerd.rcrun.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rcrun.options]
+        SystemdCgroup = {systemd}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{d}/cni/conf"
@@ -116,6 +130,7 @@ state = "{d}/state"
             containerd,
             bridge,
             cgroup,
+            systemd,
         };
         for _ in 0..300 {
             if cri.ctr(&["version"]).status.success() {
@@ -219,6 +234,12 @@ impl Drop for Cri {
         // Shims (their command lines name our sockets) and the pods'
         // processes (in the pods' cgroup parent).
         let _ = Command::new("pkill").args(["-9", "-f", &d]).status();
+        if self.systemd {
+            // The slice, and any scope a failure left in it.
+            let _ = Command::new("systemctl")
+                .args(["stop", &self.cgroup])
+                .status();
+        }
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
@@ -277,6 +298,15 @@ impl Drop for Cri {
     }
 }
 
+/// `systemctl show UNIT -p PROP --value`.
+fn systemctl_show(unit: &str, prop: &str) -> String {
+    let o = Command::new("systemctl")
+        .args(["show", unit, "-p", prop, "--value"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 fn sandbox_config(cri: &Cri, name: &str) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
@@ -288,7 +318,10 @@ fn sandbox_config(cri: &Cri, name: &str) -> PodSandboxConfig {
         hostname: name.into(),
         log_directory: cri.dir.path().join("logs").display().to_string(),
         linux: Some(LinuxPodSandboxConfig {
-            cgroup_parent: format!("/{}", cri.cgroup),
+            cgroup_parent: match cri.systemd {
+                true => cri.cgroup.clone(),
+                false => format!("/{}", cri.cgroup),
+            },
             ..Default::default()
         }),
         ..Default::default()
@@ -370,6 +403,13 @@ fn a_pod_on_rcrun_through_containerds_cri() {
                 .parse()
                 .unwrap()
         };
+        let unit = format!("cri-containerd-{ctr}.scope");
+        if cri.systemd {
+            // The kubelet's systemd driver: a scope in the pod's slice.
+            let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            assert_eq!(cg.trim(), format!("0::/rcrun.slice/{}/{unit}", cri.cgroup));
+            assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
+        }
         let ppid = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .unwrap()
             .lines()
@@ -424,6 +464,9 @@ fn a_pod_on_rcrun_through_containerds_cri() {
             .unwrap()
             .into_inner();
         assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), limit.to_string());
+        if cri.systemd {
+            assert_eq!(systemctl_show(&unit, "MemoryMax"), limit.to_string());
+        }
 
         c.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 2 })
             .await
@@ -445,6 +488,10 @@ fn a_pod_on_rcrun_through_containerds_cri() {
             .expect("RemovePodSandbox");
         let left = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
         assert!(left.is_empty(), "{left:?}");
+        if cri.systemd {
+            let st = systemctl_show(&unit, "ActiveState");
+            assert!(st == "inactive" || st.is_empty(), "{unit} is {st}");
+        }
         // The pod's shim is gone with its last container.
         assert!(!Path::new(&format!("/proc/{ppid}")).exists() || {
             std::thread::sleep(Duration::from_secs(2));

@@ -298,6 +298,25 @@ impl super::CgroupSet {
     }
 }
 
+/// Whether `cgroups_path` has the systemd driver's form, with a slice
+/// as its parent (`kubepods-pod1.slice:cri-containerd:<id>`): containerd's
+/// CRI makes that form when the pod's cgroup parent is a slice, which is
+/// how the kubelet's systemd driver names it.
+///
+/// ```
+/// use rcrun::cgroups::systemd::is_unit_path;
+/// assert!(is_unit_path("kubepods-besteffort.slice:cri-containerd:0123"));
+/// assert!(!is_unit_path("/kubepods/besteffort/0123"));
+/// ```
+pub fn is_unit_path(cgroups_path: &str) -> bool {
+    let mut parts = cgroups_path.split(':');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(slice), Some(_), Some(name), None)
+            if slice.ends_with(".slice") && !name.is_empty() && !slice.contains('/')
+    )
+}
+
 /// Whether systemd runs this host (its own test, `sd_booted`).
 ///
 /// # Errors

@@ -98,13 +98,20 @@ impl TaskService {
 
     fn create_init(&self, req: &api::CreateTaskRequest, paths: &Paths) -> TtrpcResult<(i32, Io)> {
         let mut opts = rcrun::CreateOptions::default();
-        let mut systemd = false;
-        if let Some(any) = req.options.as_ref().filter(|a| !a.value.is_empty()) {
+        // The systemd cgroup driver: runc's SystemdCgroup option (ctr's
+        // --runc-systemd-cgroup), or a cgroupsPath of its form, which is
+        // how containerd's CRI passes a slice parent to a runtime whose
+        // options are not runc's (as this one's are, to the CRI).
+        let mut systemd = cgroups_path(Path::new(&req.bundle))
+            .is_some_and(|p| rcrun::cgroups::systemd::is_unit_path(&p));
+        let runc_options = req
+            .options
+            .as_ref()
+            .filter(|a| !a.value.is_empty() && a.type_url.ends_with("containerd.runc.v1.Options"));
+        if let Some(any) = runc_options {
             let o = Options::parse_from_bytes(&any.value)
                 .map_err(|e| status(Code::INVALID_ARGUMENT, format!("runtime options: {e}")))?;
-            // SystemdCgroup: cgroupsPath is slice:prefix:name, the
-            // container a transient scope (the kubelet's systemd driver).
-            systemd = o.systemd_cgroup;
+            systemd |= o.systemd_cgroup;
             opts.no_pivot = o.no_pivot_root;
             opts.no_new_keyring = o.no_new_keyring;
         }
@@ -596,4 +603,22 @@ impl containerd_shim::Task for TaskService {
         }
         Ok(Empty::new())
     }
+}
+
+/// The bundle's `linux.cgroupsPath`, if it has one.
+fn cgroups_path(bundle: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        #[serde(rename = "cgroupsPath")]
+        cgroups_path: Option<String>,
+    }
+    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    serde_json::from_slice::<Spec>(&text)
+        .ok()?
+        .linux?
+        .cgroups_path
 }
