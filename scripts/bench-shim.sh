@@ -3,7 +3,12 @@
 # containerd-shim-runc-v2 (Go, driving runc), in one run against one
 # containerd started here (own root, state and sockets in a temp dir).
 #   - memory: the shim's RSS with one running container, and with a pod
-#     of 4 (the CRI sandbox-id annotation groups them under one shim);
+#     of 4 (the CRI sandbox-id annotation groups them under one shim):
+#     at rest (2 s with no request; rcrun's shim gives back the pages of
+#     its executable 0.5 s after the last one), right after a request
+#     (containerd's State, from `ctr task ls`), and the private
+#     (anonymous) part, which is what each more shim costs the node: the
+#     executable's pages are shared by every shim of the same binary;
 #   - start: `ctr run -d` until the process runs, ROUNDS times per shim,
 #     interleaved; medians and the ratio.
 # Targets: RSS at most 1/4 of the Go shim's, start at most 0.7x.
@@ -72,11 +77,19 @@ run_d() { # SHIM ID [ANNOTATION]
     ctr_ run -d --runtime "$(runtime_of "$1")" --fifo-dir "$E/fifo" ${3:+--annotation "$3"} "$IMG" "$2" sleep 100000 >/dev/null
 }
 rm_task() { ctr_ task delete -f "$1" >/dev/null 2>&1 || true; ctr_ c rm "$1" >/dev/null 2>&1 || true; }
-shim_rss() { # TASK: KiB of the task's shim
-    local pid ppid
+shim_pid() { # TASK: the pid of the task's shim (a request to it)
+    local pid
     pid=$(ctr_ task ls | awk -v t="$1" '$1 == t {print $2}')
-    ppid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status")
-    awk '/^VmRSS:/ {print $2}' "/proc/$ppid/status"
+    awk '/^PPid:/ {print $2}' "/proc/$pid/status"
+}
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # PID FIELD
+measure() { # SHIM TASK: "rest busy anon" KiB of the task's shim
+    local p rest anon
+    p=$(shim_pid "$2")
+    sleep 2
+    rest=$(status_kib "$p" VmRSS); anon=$(status_kib "$p" RssAnon)
+    ctr_ task ls >/dev/null
+    echo "$rest $(status_kib "$p" VmRSS) $anon"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2)}'; }
 
@@ -86,12 +99,10 @@ for s in runc rcrun; do run_d "$s" "warm-$s"; rm_task "warm-$s"; done
 declare -A one pod start
 for s in runc rcrun; do
     run_d "$s" "one-$s"
-    sleep 2
-    one[$s]=$(shim_rss "one-$s")
+    one[$s]=$(measure "$s" "one-$s")
     rm_task "one-$s"
     for i in $(seq "$COUNT"); do run_d "$s" "pod-$s-$i" "io.kubernetes.cri.sandbox-id=pod-$s"; done
-    sleep 2
-    pod[$s]=$(shim_rss "pod-$s-1")
+    pod[$s]=$(measure "$s" "pod-$s-1")
     for i in $(seq "$COUNT"); do rm_task "pod-$s-$i"; done
 done
 for r in $(seq "$ROUNDS"); do
@@ -107,6 +118,16 @@ for s in runc rcrun; do start[$s]=$(median <"$E/start-$s"); done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo "| | containerd-shim-runc-v2 (Go) + runc | containerd-shim-rcrun-v2 | ratio |"
 echo "|---|---|---|---|"
-echo "| shim RSS, 1 container | ${one[runc]} KiB | ${one[rcrun]} KiB | $(ratio "${one[rcrun]}" "${one[runc]}") |"
-echo "| shim RSS, pod of $COUNT | ${pod[runc]} KiB | ${pod[rcrun]} KiB | $(ratio "${pod[rcrun]}" "${pod[runc]}") |"
+row() { # LABEL GO RCRUN
+    echo "| $1 | $2 KiB | $3 KiB | $(ratio "$3" "$2") |"
+}
+for k in one pod; do
+    if [ $k = one ]; then what="1 container"; else what="pod of $COUNT"; fi
+    declare -n m=$k
+    read -r go_rest go_busy go_anon <<<"${m[runc]}"
+    read -r rc_rest rc_busy rc_anon <<<"${m[rcrun]}"
+    row "shim RSS at rest, $what" "$go_rest" "$rc_rest"
+    row "shim RSS right after a request, $what" "$go_busy" "$rc_busy"
+    row "shim private (anonymous) memory, $what" "$go_anon" "$rc_anon"
+done
 echo "| ctr run -d to running, median of $ROUNDS | $((start[runc] / 1000)) ms | $((start[rcrun] / 1000)) ms | $(ratio "${start[rcrun]}" "${start[runc]}") |"
