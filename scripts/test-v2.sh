@@ -7,6 +7,9 @@
 #
 #   sh scripts/test-v2.sh [TEST-BINARY-NAME...]   (default: all)
 #
+# `containerd-shim` names tests/engines/containerd-shim.bats: containerd 1.6
+# driving rcrun's shim through ctr, in the guest.
+#
 # tests/systemd.rs (the systemd cgroup driver) runs in a boot of its own
 # with systemd as PID 1 (scripts/v2vm.sh, V2VM_SYSTEMD=1).
 set -eu
@@ -36,6 +39,16 @@ for b in $bins; do
         case $name in systemd|cri) sd="$sd $b";; *) list="$list $b";; esac
     fi
 done
+# containerd 1.6 with rcrun's shim through ctr (tests/engines/containerd-shim.bats),
+# with the binaries as they ship, built here.
+bats_shim=""
+if [ -z "$want" ] || echo " $want " | grep -q " containerd-shim "; then
+    apt_install containerd bats
+    build_release; RCRUN=$RCRUN_BIN
+    build_release containerd-shim-rcrun-v2; RCRUN_SHIM=$BUILT_BIN
+    export RCRUN RCRUN_SHIM
+    bats_shim=tests/engines/containerd-shim.bats
+fi
 # The busybox rootfs is built on the host (the guest's / is read-only).
 rootfs/build-busybox.sh target/test-bundle >/dev/null
 runner=target/v2-run.sh
@@ -52,14 +65,18 @@ if [ -n "$sd" ]; then
     V2VM_SYSTEMD=1 V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} \
         bash scripts/v2vm.sh sh "$sdrun" || rc=1
 fi
-[ -n "$list" ] || exit $rc
+[ -n "$list$bats_shim" ] || exit $rc
 {
     echo 'set -u; cd "$(dirname "$0")/.."; fail=0'
     echo 'echo "cgroup: $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"'
     for b in $list; do
         echo "echo '== $(basename "$b")'; $b --test-threads=2 2>&1 || fail=1"
     done
+    if [ -n "$bats_shim" ]; then
+        echo "echo '== $bats_shim'; bats --timing $bats_shim 2>&1 || fail=1"
+    fi
     echo 'exit $fail'
 } > "$runner"
-V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} bash scripts/v2vm.sh sh "$runner" || rc=1
+V2VM_ENV="${bats_shim:+RCRUN RCRUN_SHIM}" V2VM_MEM=${V2VM_MEM:-3072} V2VM_TIMEOUT=${V2VM_TIMEOUT:-2400} \
+    bash scripts/v2vm.sh sh "$runner" || rc=1
 exit $rc

@@ -56,6 +56,7 @@ for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /newroot || { echo "v2vm: 9p root mount failed"; poweroff -f; }
 R=/newroot
 mount -t devtmpfs dev $R/dev; mkdir -p $R/dev/pts $R/dev/shm 2>/dev/null
+ln -sf /proc/self/fd $R/dev/fd; ln -sf /proc/self/fd/0 $R/dev/stdin; ln -sf /proc/self/fd/1 $R/dev/stdout; ln -sf /proc/self/fd/2 $R/dev/stderr
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys
 for t in tmp run var/tmp var/lib/containers var/lib/cni root var/log; do mount -t tmpfs -o mode=0755 tmpfs $R/$t 2>/dev/null; done
 chmod 1777 $R/tmp $R/var/tmp
