@@ -710,11 +710,22 @@ impl CgroupSet {
     /// # Errors
     /// [`CgroupError::Io`] when a leaf cannot be removed.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        self.remove_with(None)
+    }
+
+    /// [`Self::remove`], stopping the scope unit of the systemd driver
+    /// through `bus` when there is one (otherwise systemd collects it
+    /// once its last process is gone).
+    pub(crate) fn remove_with(&self, bus: Option<&systemd::Bus>) -> Result<(), CgroupError> {
         if let Some(unit) = &self.systemd {
             // systemd removes the directories it made (those rcrun did
             // not); the first one tells when it is done.
             let theirs = self.leaves.iter().find(|l| !self.created.contains(l));
-            unit.stop(theirs.map(PathBuf::as_path))?;
+            let theirs = theirs.map(PathBuf::as_path);
+            match bus {
+                Some(bus) => (bus.stop)(unit, theirs)?,
+                None => unit.wait_gone(theirs)?,
+            }
         }
         if self.shared {
             for dir in self.leaves.iter().filter(|d| !self.created.contains(d)) {

@@ -15,7 +15,11 @@ pub fn main<const IMAGES: bool>() {
     if raw_args_need_seal() {
         let _ = rcrun::seal::ensure_sealed();
     }
-    let args = cli::Cli::parse();
+    let mut args = cli::Cli::parse();
+    if IMAGES && args.global.systemd_cgroup {
+        // Only here: `rcrun` (IMAGES false) links no D-Bus client.
+        args.global.systemd_driver = Some(|rt| rt.with_systemd_cgroup(true));
+    }
     let g = &args.global;
     let logger = match cli::log::Logger::install(g.log.as_deref(), g.log_format, g.debug) {
         Ok(l) => l,

@@ -106,6 +106,11 @@ pub struct Global {
     /// Enable systemd cgroup support: cgroupsPath is slice:prefix:name
     #[arg(long)]
     pub systemd_cgroup: bool,
+    /// Turns the systemd cgroup driver on in a runtime: set by the binary
+    /// that has it (`rcrun-image`; `rcrun` hands `--systemd-cgroup` over),
+    /// so that `rcrun` links no D-Bus client (see entry.rs).
+    #[arg(skip)]
+    pub systemd_driver: Option<fn(rcrun::Runtime) -> rcrun::Runtime>,
     /// Ignore cgroup permission errors ('true', 'false', or 'auto')
     #[arg(long, value_name = "VALUE", default_value = "auto",
           value_parser = ["true", "false", "auto"], num_args = 0..=1, default_missing_value = "true")]
@@ -132,9 +137,11 @@ impl Global {
             "false" => Some(false),
             _ => None,
         };
-        rcrun::Runtime::new(self.root())
-            .with_rootless(rootless)
-            .with_systemd_cgroup(self.systemd_cgroup)
+        let rt = rcrun::Runtime::new(self.root()).with_rootless(rootless);
+        match self.systemd_driver {
+            Some(on) => on(rt),
+            None => rt,
+        }
     }
 }
 
@@ -197,6 +204,14 @@ impl Command {
     }
 
     pub fn run<const IMAGES: bool>(self, g: &Global) -> anyhow_lite::Result<i32> {
+        // The systemd cgroup driver (D-Bus) is in rcrun-image only.
+        let systemd = matches!(
+            self,
+            Command::Create(_) | Command::Run(_) | Command::Update(_) | Command::Delete(_)
+        );
+        if !IMAGES && g.systemd_cgroup && systemd {
+            return forward_to_images();
+        }
         match self {
             Command::Create(c) => c.run(g),
             Command::Delete(c) => c.run(g),
@@ -226,8 +241,8 @@ impl Command {
     }
 }
 
-/// Hands the command line as it is to `rcrun-image`, next to this
-/// binary or on PATH (see main.rs).
+/// Hands the command line as it is to `rcrun-image` (the image commands,
+/// `--systemd-cgroup`), next to this binary or on PATH (see main.rs).
 fn forward_to_images() -> anyhow_lite::Result<i32> {
     use std::os::unix::process::CommandExt;
     const NAME: &str = "rcrun-image";
@@ -244,7 +259,7 @@ fn forward_to_images() -> anyhow_lite::Result<i32> {
     });
     let Some(path) = path else {
         return Err(anyhow_lite::Error(format!(
-            "the image commands are in {NAME}, which is neither next to rcrun nor on PATH"
+            "the image commands and the systemd cgroup driver are in {NAME}, which is neither next to rcrun nor on PATH"
         )));
     };
     let e = std::process::Command::new(&path)

@@ -76,8 +76,11 @@ impl Runtime {
                 }
             }
         }
-        if let Some(unit) = &rec.cgroup.systemd {
-            unit.set(res, rec.cgroup.v2)?;
+        // The systemd driver: the unit's properties first, so that
+        // systemd never puts the old limits back (without the D-Bus
+        // client, the files alone).
+        if let (Some(unit), Some(bus)) = (&rec.cgroup.systemd, &self.systemd) {
+            (bus.set)(unit, res, rec.cgroup.v2)?;
         }
         rec.cgroup.apply(res)?;
         Ok(())

@@ -206,7 +206,7 @@ impl Runtime {
         match self.set_up(&entry, &b, &opts, &mut cg, at_once) {
             Ok(c) => Ok(c),
             Err(e) => {
-                let _ = cg.remove();
+                let _ = cg.remove_with(self.systemd.as_ref());
                 // runtime.md: after a failed prestart, createRuntime or
                 // createContainer hook the container is destroyed and the
                 // poststop hooks run.
@@ -256,12 +256,12 @@ impl Runtime {
         // rootfs's parent mount both come from it.
         let mountinfo = cgroups::read_mountinfo()?;
         let hier = Hierarchy::from_mountinfo(&mountinfo);
-        let unit = match self.systemd_cgroup {
-            true => Some(cgroups::systemd::Unit::parse(
+        let unit = match self.systemd {
+            Some(_) => Some(cgroups::systemd::Unit::parse(
                 linux.cgroups_path().as_deref(),
                 id,
             )?),
-            false => None,
+            None => None,
         };
         let inner = match &unit {
             Some(u) => {
@@ -452,11 +452,11 @@ impl Runtime {
             // An error here drops `cloned`, which kills it.
             cloned.make_late_cgroups(&mut plan, cg, &place.inner, &apply)?;
             rec.cgroup = cg.clone();
-        } else if let Some(unit) = &place.unit {
+        } else if let (Some(unit), Some(bus)) = (&place.unit, &self.systemd) {
             // The init waits (its namespace handshake) until it is in
             // the scope: its cgroup namespace is rooted there.
             let res = linux.resources().as_ref();
-            cg.start_scope(unit, &place.inner, cloned.pid(), res)?;
+            cg.start_scope(bus, unit, &place.inner, cloned.pid(), res)?;
             apply(cg)?;
             rec.cgroup = cg.clone();
         }

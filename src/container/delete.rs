@@ -41,7 +41,7 @@ impl Runtime {
         if !rec.own_pid_ns && rec.cgroup.pids().is_ok_and(|p| !p.is_empty()) {
             let _ = signal_all(&rec, libc::SIGKILL);
         }
-        if let Err(e) = rec.cgroup.remove() {
+        if let Err(e) = rec.cgroup.remove_with(self.systemd.as_ref()) {
             match rec.cgroup.pids() {
                 // A cgroup another container shares (runc 1.1): its
                 // processes keep it; the last one out removes it.

@@ -307,7 +307,7 @@ pub struct Runtime {
     store: Store,
     rootless: Option<bool>,
     reaper: Option<crate::exit::Reaper>,
-    systemd_cgroup: bool,
+    systemd: Option<crate::cgroups::systemd::Bus>,
 }
 
 fn proc_start_time(pid: i32) -> Option<(u64, char)> {
@@ -420,7 +420,7 @@ impl Runtime {
             store: Store::new(root),
             rootless: None,
             reaper: None,
-            systemd_cgroup: false,
+            systemd: None,
         }
     }
 
@@ -523,7 +523,7 @@ impl Runtime {
     /// # Ok(()) }
     /// ```
     pub fn with_systemd_cgroup(mut self, systemd: bool) -> Runtime {
-        self.systemd_cgroup = systemd;
+        self.systemd = systemd.then_some(crate::cgroups::systemd::Bus::DBUS);
         self
     }
 
