@@ -298,15 +298,6 @@ impl Drop for Cri {
     }
 }
 
-/// `systemctl show UNIT -p PROP --value`.
-fn systemctl_show(unit: &str, prop: &str) -> String {
-    let o = Command::new("systemctl")
-        .args(["show", unit, "-p", prop, "--value"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 fn sandbox_config(cri: &Cri, name: &str) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
@@ -408,7 +399,7 @@ fn a_pod_on_rcrun_through_containerds_cri() {
             // The kubelet's systemd driver: a scope in the pod's slice.
             let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
             assert_eq!(cg.trim(), format!("0::/rcrun.slice/{}/{unit}", cri.cgroup));
-            assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
+            assert_eq!(common::systemctl_show(&unit, "ActiveState"), "active");
         }
         let ppid = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .unwrap()
@@ -465,7 +456,7 @@ fn a_pod_on_rcrun_through_containerds_cri() {
             .into_inner();
         assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), limit.to_string());
         if cri.systemd {
-            assert_eq!(systemctl_show(&unit, "MemoryMax"), limit.to_string());
+            assert_eq!(common::systemctl_show(&unit, "MemoryMax"), limit.to_string());
         }
 
         c.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 2 })
@@ -489,7 +480,7 @@ fn a_pod_on_rcrun_through_containerds_cri() {
         let left = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
         assert!(left.is_empty(), "{left:?}");
         if cri.systemd {
-            let st = systemctl_show(&unit, "ActiveState");
+            let st = common::systemctl_show(&unit, "ActiveState");
             assert!(st == "inactive" || st.is_empty(), "{unit} is {st}");
         }
         // The pod's shim is gone with its last container.

@@ -139,34 +139,27 @@ fn unsupported_mount_option_and_missing_bind_source() {
 
 #[test]
 fn systemd_cgroup_is_a_clear_error() {
+    let sd_create = |c: &Ct| {
+        c.write_config();
+        let b = c.bundle();
+        c.rcrun(&[
+            "--systemd-cgroup",
+            "create",
+            "-b",
+            b.to_str().unwrap(),
+            &c.id,
+        ])
+    };
     // A cgroupfs path is not the systemd driver's.
     let c = Ct::new("true");
-    c.write_config();
-    let b = c.bundle();
-    let args = [
-        "--systemd-cgroup",
-        "create",
-        "-b",
-        b.to_str().unwrap(),
-        &c.id,
-    ];
-    assert_err(&c.rcrun(&args), "expects \"slice:prefix:name\"");
+    assert_err(&sd_create(&c), "expects \"slice:prefix:name\"");
     assert_clean(&c);
     // Where systemd does not run (these machines: tests/systemd.rs runs
     // in a VM booted with it), the driver says so before it starts.
     let mut c = Ct::new("true");
     c.cfg["linux"]["cgroupsPath"] = json!(format!("system.slice:rcrun-test:{}", c.id));
-    c.write_config();
-    let b = c.bundle();
-    let args = [
-        "--systemd-cgroup",
-        "create",
-        "-b",
-        b.to_str().unwrap(),
-        &c.id,
-    ];
     if !std::path::Path::new("/run/systemd/system").exists() {
-        let o = c.rcrun(&args);
+        let o = sd_create(&c);
         assert_err(&o, "systemd is not running on this host");
         assert_err(&o, "without --systemd-cgroup");
     }

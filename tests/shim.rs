@@ -50,19 +50,7 @@ fn read_all(mut f: File) -> String {
 }
 
 fn create(c: &TaskClient, id: &str, bundle: &Path, stdout: &str, stdin: &str) -> u32 {
-    let req = api::CreateTaskRequest {
-        id: id.into(),
-        bundle: bundle.display().to_string(),
-        rootfs: vec![containerd_shim::protos::api::Mount {
-            type_: "bind".into(),
-            source: common::rootfs().display().to_string(),
-            options: vec!["rbind".into(), "ro".into()],
-            ..Default::default()
-        }],
-        stdin: stdin.into(),
-        stdout: stdout.into(),
-        ..Default::default()
-    };
+    let req = common::shim::create_request(id, bundle, stdout, stdin, None);
     c.create(ctx(), &req).unwrap().pid
 }
 

@@ -16,8 +16,6 @@ use std::process::Command;
 use common::shim::{ctx, Containerd};
 use common::{assert_err, assert_ok, stdout, Ct};
 use containerd_shim::api;
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::Message;
 use serde_json::json;
 
 fn booted() {
@@ -25,15 +23,6 @@ fn booted() {
         Path::new("/run/systemd/system").is_dir(),
         "this test needs systemd as PID 1: run it through `V2VM_SYSTEMD=1 scripts/test-v2.sh systemd`"
     );
-}
-
-/// `systemctl show UNIT -p PROP --value`.
-fn show(unit: &str, prop: &str) -> String {
-    let o = Command::new("systemctl")
-        .args(["show", unit, "-p", prop, "--value"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 fn read(p: &Path) -> String {
@@ -45,7 +34,7 @@ fn read(p: &Path) -> String {
 
 /// The scope is gone: unloaded by systemd, its cgroup removed.
 fn assert_gone(unit: &str, dir: &Path) {
-    let state = show(unit, "ActiveState");
+    let state = common::systemctl_show(unit, "ActiveState");
     assert!(
         state == "inactive" || state.is_empty(),
         "{unit} is still {state}"
@@ -115,16 +104,16 @@ fn a_container_is_a_scope_with_its_limits_as_properties() {
     assert_err(&ct.create(&[]), "use --systemd-cgroup");
     assert_ok(&sd_create(&ct));
     let pid = ct.state()["pid"].as_i64().unwrap();
-    assert_eq!(show(&unit, "ActiveState"), "active");
-    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(common::systemctl_show(&unit, "ActiveState"), "active");
+    assert_eq!(common::systemctl_show(&unit, "Delegate"), "yes");
     assert_eq!(
-        show(&unit, "ControlGroup"),
+        common::systemctl_show(&unit, "ControlGroup"),
         format!("/rcrun.slice/rcrun-test.slice/{unit}")
     );
-    assert_eq!(show(&unit, "MemoryMax"), "67108864");
-    assert_eq!(show(&unit, "TasksMax"), "50");
-    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "200ms");
-    assert_eq!(show(&unit, "CPUWeight"), "20");
+    assert_eq!(common::systemctl_show(&unit, "MemoryMax"), "67108864");
+    assert_eq!(common::systemctl_show(&unit, "TasksMax"), "50");
+    assert_eq!(common::systemctl_show(&unit, "CPUQuotaPerSecUSec"), "200ms");
+    assert_eq!(common::systemctl_show(&unit, "CPUWeight"), "20");
     assert!(read(&dir.join("cgroup.procs"))
         .lines()
         .any(|l| l == pid.to_string()));
@@ -148,8 +137,8 @@ fn a_container_is_a_scope_with_its_limits_as_properties() {
         "70",
         &ct.id,
     ]));
-    assert_eq!(show(&unit, "MemoryMax"), "134217728");
-    assert_eq!(show(&unit, "TasksMax"), "70");
+    assert_eq!(common::systemctl_show(&unit, "MemoryMax"), "134217728");
+    assert_eq!(common::systemctl_show(&unit, "TasksMax"), "70");
     assert_eq!(read(&dir.join("memory.max")), "134217728");
     assert_eq!(read(&dir.join("pids.max")), "70");
 
@@ -193,7 +182,7 @@ fn a_unit_that_exists_is_refused_and_nothing_is_left() {
     assert_err(&o, &format!("systemd unit {unit}"));
     assert!(other.rcrun(&["state", &other.id]).status.code() != Some(0));
     // The first is untouched.
-    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(common::systemctl_show(&unit, "ActiveState"), "active");
     assert_eq!(read(&dir.join("cgroup.procs")).lines().count(), 1);
     assert_ok(&ct.rcrun(&["delete", "--force", &ct.id]));
     assert_gone(&unit, &dir);
@@ -229,14 +218,14 @@ fn the_library_defaults_to_system_slice() {
         .create(&id, &bundle, rcrun::CreateOptions::default())
         .unwrap();
     let cg = PathBuf::from("/sys/fs/cgroup/system.slice").join(&unit);
-    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(common::systemctl_show(&unit, "ActiveState"), "active");
     assert!(read(&cg.join("cgroup.procs"))
         .lines()
         .any(|l| l == c.pid().to_string()));
     let res: rcrun::oci_spec::runtime::LinuxResources =
         serde_json::from_value(json!({"memory": {"limit": 33554432}})).unwrap();
     rt.update(&id, &res).unwrap();
-    assert_eq!(show(&unit, "MemoryMax"), "33554432");
+    assert_eq!(common::systemctl_show(&unit, "MemoryMax"), "33554432");
     assert_eq!(read(&cg.join("memory.max")), "33554432");
     rt.delete(&id, true).unwrap();
     assert_gone(&unit, &cg);
@@ -262,26 +251,10 @@ fn the_shim_makes_a_scope_for_systemd_cgroup() {
         systemd_cgroup: true,
         ..Default::default()
     };
-    let req = api::CreateTaskRequest {
-        id: id.clone(),
-        bundle: bundle.display().to_string(),
-        rootfs: vec![containerd_shim::protos::api::Mount {
-            type_: "bind".into(),
-            source: common::rootfs().display().to_string(),
-            options: vec!["rbind".into(), "ro".into()],
-            ..Default::default()
-        }],
-        options: Some(Any {
-            type_url: "containerd.runc.v1.Options".into(),
-            value: opts.write_to_bytes().unwrap(),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    };
+    let req = common::shim::create_request(&id, &bundle, "", "", Some(opts));
     let pid = c.create(ctx(), &req).unwrap().pid;
     let dir = PathBuf::from("/sys/fs/cgroup/rcrun.slice/rcrun-shim.slice").join(&unit);
-    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(common::systemctl_show(&unit, "ActiveState"), "active");
     assert!(read(&dir.join("cgroup.procs"))
         .lines()
         .any(|l| l == pid.to_string()));

@@ -256,12 +256,12 @@ impl Runtime {
         // rootfs's parent mount both come from it.
         let mountinfo = cgroups::read_mountinfo()?;
         let hier = Hierarchy::from_mountinfo(&mountinfo);
-        let unit = match self.systemd {
-            Some(_) => Some(cgroups::systemd::Unit::parse(
+        let unit = match self.systemd_cgroup {
+            true => Some(cgroups::systemd::Unit::parse(
                 linux.cgroups_path().as_deref(),
                 id,
             )?),
-            None => None,
+            false => None,
         };
         let inner = match &unit {
             Some(u) => {

@@ -307,6 +307,10 @@ pub struct Runtime {
     store: Store,
     rootless: Option<bool>,
     reaper: Option<crate::exit::Reaper>,
+    /// New containers get their cgroup from systemd.
+    systemd_cgroup: bool,
+    /// The systemd driver's D-Bus calls, for new containers and for the
+    /// scopes of existing ones (update, delete).
     systemd: Option<crate::cgroups::systemd::Bus>,
 }
 
@@ -420,6 +424,7 @@ impl Runtime {
             store: Store::new(root),
             rootless: None,
             reaper: None,
+            systemd_cgroup: false,
             systemd: None,
         }
     }
@@ -516,6 +521,11 @@ impl Runtime {
     /// (an empty one is `system.slice:rcrun:<id>`). The default is
     /// cgroupfs. See [`crate::cgroups::systemd`].
     ///
+    /// Either way the runtime can then reach systemd: `update` sets the
+    /// scope's unit properties and `delete` stops the unit of containers
+    /// made with the driver (without it, `delete` waits for systemd to
+    /// collect the emptied scope and `update` writes the files alone).
+    ///
     /// ```no_run
     /// # fn main() -> rcrun::Result<()> {
     /// let rt = rcrun::Runtime::new("/run/my-agent").with_systemd_cgroup(true);
@@ -523,7 +533,8 @@ impl Runtime {
     /// # Ok(()) }
     /// ```
     pub fn with_systemd_cgroup(mut self, systemd: bool) -> Runtime {
-        self.systemd = systemd.then_some(crate::cgroups::systemd::Bus::DBUS);
+        self.systemd_cgroup = systemd;
+        self.systemd = Some(crate::cgroups::systemd::Bus::DBUS);
         self
     }
 

@@ -362,3 +362,14 @@ pub fn assert_forwards_sigterm(mut cmd: Command, code: i32, at_ready: impl FnOnc
     assert_eq!(rest.trim(), "term");
     assert_eq!(st.code(), Some(code));
 }
+
+/// `systemctl show UNIT -p PROP --value` (tests/systemd.rs, and
+/// tests/cri.rs where systemd runs the host).
+#[allow(dead_code)]
+pub fn systemctl_show(unit: &str, prop: &str) -> String {
+    let o = Command::new("systemctl")
+        .args(["show", unit, "-p", prop, "--value"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}

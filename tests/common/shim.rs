@@ -233,3 +233,38 @@ pub fn is_mounted(path: &Path) -> bool {
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
 }
+
+/// A Create request as containerd makes it: the rootfs as a bind mount
+/// of the test rootfs (the shim mounts it), stdio fifos, runtime options.
+#[allow(dead_code)]
+pub fn create_request(
+    id: &str,
+    bundle: &Path,
+    stdout: &str,
+    stdin: &str,
+    options: Option<containerd_shim::api::Options>,
+) -> containerd_shim::api::CreateTaskRequest {
+    use containerd_shim::protos::protobuf::Message;
+    containerd_shim::api::CreateTaskRequest {
+        id: id.into(),
+        bundle: bundle.display().to_string(),
+        rootfs: vec![containerd_shim::protos::api::Mount {
+            type_: "bind".into(),
+            source: super::rootfs().display().to_string(),
+            options: vec!["rbind".into(), "ro".into()],
+            ..Default::default()
+        }],
+        stdin: stdin.into(),
+        stdout: stdout.into(),
+        options: options
+            .map(
+                |o| containerd_shim::protos::protobuf::well_known_types::any::Any {
+                    type_url: "containerd.runc.v1.Options".into(),
+                    value: o.write_to_bytes().unwrap(),
+                    ..Default::default()
+                },
+            )
+            .into(),
+        ..Default::default()
+    }
+}

@@ -47,7 +47,7 @@ impl containerd_shim::Shim for Service {
     /// After the serving shim is gone: the container is removed by force
     /// and its rootfs unmounted; containerd records it as killed.
     fn delete_shim(&mut self) -> Result<DeleteResponse, Error> {
-        let rt = rcrun::Runtime::new(state_root(&self.namespace));
+        let rt = rcrun::Runtime::new(state_root(&self.namespace)).with_systemd_cgroup(false);
         if let Err(e) = rt.delete(&self.id, true) {
             log::warn!("delete {}: {e}", self.id);
         }

@@ -71,7 +71,11 @@ impl TaskService {
     ) -> TaskService {
         let tasks = Arc::new(Tasks::new(Publisher::start(publisher, ns)));
         TaskService {
-            rt: rcrun::Runtime::new(crate::shim::state_root(ns)).with_reaper(reaper),
+            // The D-Bus client for the scopes of containers made with
+            // the systemd driver (chosen per container in Create).
+            rt: rcrun::Runtime::new(crate::shim::state_root(ns))
+                .with_reaper(reaper)
+                .with_systemd_cgroup(false),
             tasks,
             exit,
         }
