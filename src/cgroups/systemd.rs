@@ -79,6 +79,14 @@ trait Manager {
 }
 
 /// A container's scope unit.
+///
+/// ```
+/// use rcrun::cgroups::systemd::Unit;
+/// let u = Unit::parse(Some("kubepods-pod1.slice:cri-containerd:0123".as_ref()), "0123")?;
+/// assert_eq!(u.slice, "kubepods-pod1.slice");
+/// assert_eq!(u.name, "cri-containerd-0123.scope");
+/// # Ok::<(), rcrun::cgroups::CgroupError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unit {
     /// The slice the scope is in (`system.slice`).
@@ -99,6 +107,13 @@ impl Unit {
     /// [`CgroupError::InvalidPath`] when the path is not `slice:prefix:name`,
     /// the slice is not a valid slice name, or the name is a slice (a
     /// container is a scope).
+    ///
+    /// ```
+    /// use rcrun::cgroups::systemd::Unit;
+    /// assert_eq!(Unit::parse(None, "web")?.name, "rcrun-web.scope");
+    /// assert!(Unit::parse(Some("/not/a/slice".as_ref()), "web").is_err());
+    /// # Ok::<(), rcrun::cgroups::CgroupError>(())
+    /// ```
     pub fn parse(cgroups_path: Option<&Path>, id: &str) -> Result<Unit, CgroupError> {
         let s = cgroups_path
             .map(|p| p.to_string_lossy().into_owned())
@@ -139,6 +154,13 @@ impl Unit {
 
     /// The scope's cgroup below a hierarchy's root:
     /// `kubepods.slice/kubepods-pod1.slice/cri-x.scope`.
+    ///
+    /// ```
+    /// use rcrun::cgroups::systemd::Unit;
+    /// let u = Unit::parse(Some("kubepods-pod1.slice:cri:x".as_ref()), "x")?;
+    /// assert_eq!(u.inner_path(), std::path::Path::new("kubepods.slice/kubepods-pod1.slice/cri-x.scope"));
+    /// # Ok::<(), rcrun::cgroups::CgroupError>(())
+    /// ```
     pub fn inner_path(&self) -> PathBuf {
         expand_slice(&self.slice)
             .expect("checked by parse")
@@ -281,6 +303,13 @@ fn wait_until(mut done: impl FnMut() -> bool) -> Result<(), ()> {
 ///
 /// # Errors
 /// [`CgroupError::InvalidPath`] for a name systemd would refuse.
+///
+/// ```
+/// use rcrun::cgroups::systemd::expand_slice;
+/// assert_eq!(expand_slice("a-b.slice")?, std::path::Path::new("a.slice/a-b.slice"));
+/// assert!(expand_slice("a--b.slice").is_err());
+/// # Ok::<(), rcrun::cgroups::CgroupError>(())
+/// ```
 pub fn expand_slice(slice: &str) -> Result<PathBuf, CgroupError> {
     let bad = || CgroupError::InvalidPath(format!("{slice:?} is not a valid systemd slice name"));
     let stem = slice.strip_suffix(".slice").ok_or_else(bad)?;
